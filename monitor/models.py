@@ -62,6 +62,8 @@ class Finding:
     evidence: str
     speaker_verified: bool
     legal_basis: tuple[str, ...] = field(default=())
+    # The normalised words that triggered the rule, for highlighting (None: call-level).
+    matched: str | None = None
 
     def to_contract(self) -> dict:
         """The keys `monitor scan` promises (see the scan contract), plus legal basis."""
@@ -75,6 +77,7 @@ class Finding:
             "evidence": self.evidence,
             "speaker_verified": self.speaker_verified,
             "legal_basis": list(self.legal_basis),
+            "matched": self.matched,
         }
 
 

@@ -1,0 +1,285 @@
+"""The rule engine: the only module that imports durable_rules.
+
+Each call is one durable_rules session (``sid``). Its turns are asserted as facts that
+carry the signals their text produced; call-level facts carry the local start time and
+the number of earlier calls to the same debtor. Every finding is an action fired by a
+durable_rules rule compiled here from the rule pack's expression trees. The session is
+deleted afterwards, so nothing survives from one call to the next, and each thread keeps
+its own compiled rulesets, so scanning from several threads at once is safe.
+"""
+
+from __future__ import annotations
+
+import itertools
+import threading
+from datetime import timedelta
+
+from durable.engine import MessageNotHandledException, Ruleset
+
+from .models import Call, CallResult, Finding, Turn
+from .rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack
+
+# Every turn fact carries this item in its signal list: durable_rules evaluates
+# "all items differ from X" as false on an empty list, so `not` needs a non-empty list.
+_ALWAYS = "*"
+# One durable_rules session per thread, reused call after call (see Engine.scan).
+_SID = "call"
+SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+# durable_rules' C engine mishandles `$or` inside patterns that join two facts (a join
+# condition after an `$or` is ignored; some orders crash). Rules are therefore compiled
+# to disjunctive normal form: each YAML rule becomes one durable_rules rule per
+# conjunction, built only from `$and`, `$iany`, `$iall`, equality and comparisons.
+_MAX_CONJUNCTIONS = 256
+
+
+def _dnf(tree) -> list[tuple[frozenset, frozenset]]:
+    """An expression tree as a list of (signals present, signals absent) conjunctions."""
+    if isinstance(tree, Leaf):
+        return [(frozenset([tree.signal]), frozenset())]
+    if isinstance(tree, AnyOf):
+        return [c for item in tree.items for c in _dnf(item)]
+    if isinstance(tree, AllOf):
+        result = [(frozenset(), frozenset())]
+        for item in tree.items:
+            result = [(p1 | p2, n1 | n2) for p1, n1 in result for p2, n2 in _dnf(item)]
+            if len(result) > _MAX_CONJUNCTIONS:
+                raise ValueError("expression too large")
+        return result
+    if isinstance(tree, NotOf):
+        # not (a or b or ...) = (not a) and (not b) ...; `not` over an `all` is refused
+        # at load time.
+        return [(frozenset(), frozenset(leaf.signal for leaf in _leaves(tree.item)))]
+    raise TypeError(tree)
+
+
+def _leaves(tree) -> list[Leaf]:
+    if isinstance(tree, Leaf):
+        return [tree]
+    if isinstance(tree, NotOf):
+        return _leaves(tree.item)
+    return [leaf for item in tree.items for leaf in _leaves(item)]
+
+
+def _conjunction(present: frozenset, absent: frozenset) -> list[dict]:
+    return [{"$iany": {"sig": {"$i": s}}} for s in sorted(present)] + [
+        {"$iall": {"sig": {"$neq": {"$i": s}}}} for s in sorted(absent)
+    ]
+
+
+def _speaker_condition(rule: Rule) -> dict:
+    if set(rule.speakers) == {"collector", "unknown"}:
+        return {"$neq": {"speaker": "debtor"}}
+    return {"speaker": rule.speakers[0]}
+
+
+def _turn_conjunctions(rule: Rule, tree) -> list[list[dict]]:
+    """Every way ``tree`` can hold on one of ``rule``'s turns, each a list of conditions."""
+    conjunctions = _dnf(tree)
+    if tree is rule.match and rule.unless is not None:
+        unless = _dnf(NotOf(rule.unless))[0]
+        conjunctions = [(p, n | unless[1]) for p, n in conjunctions]
+    return [[{"kind": "turn"}, _speaker_condition(rule), *_conjunction(p, n)] for p, n in conjunctions]
+
+
+def _definitions(pack: RulePack, sink: "_Sink") -> dict:
+    """The durable_rules ruleset definition (JSON form) for a rule pack. Keys are
+    ``rule-id#n``: one durable_rules rule per conjunction of a YAML rule."""
+    definition: dict = {}
+
+    def add(rule: Rule, patterns: list, action) -> None:
+        definition[f"{rule.id}#{sum(k.startswith(rule.id + '#') for k in definition)}"] = {"all": patterns, "run": action}
+
+    for rule in pack.rules:
+        if rule.is_call_rule:
+            for conditions in _call_conjunctions(rule):
+                add(rule, [{"m": {"$and": conditions}}], sink.call_action(rule.id))
+            continue
+        for later in _turn_conjunctions(rule, rule.match):
+            if rule.after is None:
+                add(rule, [{"m": {"$and": later}}], sink.turn_action(rule.id, "m"))
+                continue
+            # Both bounds are always given: with only `$gt` durable_rules can crash when
+            # the later fact arrives first.
+            window = [
+                {"$gt": {"t": {"earlier": "t"}}},
+                {"$lte": {"t": {"$add": {"$l": {"earlier": "t"}, "$r": rule.after_within}}}},
+            ]
+            for earlier in _turn_conjunctions(rule, rule.after):
+                add(rule, [{"earlier": {"$and": earlier}}, {"later": {"$and": later + window}}],
+                    sink.turn_action(rule.id, "later"))
+    return definition
+
+
+def _call_conjunctions(rule: Rule) -> list[list[dict]]:
+    spec = rule.call
+    result = []
+    for direction in spec.directions:
+        base = [{"kind": "clock" if spec.kind == "off_hours" else "tally"}, {"rule": rule.id}, {"direction": direction}]
+        if spec.kind == "call_frequency":
+            result.append(base + [{"$gt": {"nth": spec.limit}}])
+        elif spec.window_start > spec.window_end:  # the window wraps midnight (22:00–08:00)
+            result.append(base + [{"$gte": {"minute": spec.window_start}}])
+            result.append(base + [{"$lt": {"minute": spec.window_end}}])
+        else:
+            result.append(base + [{"$gte": {"minute": spec.window_start}}, {"$lt": {"minute": spec.window_end}}])
+    return result
+
+
+class _Sink:
+    """Collects what the actions report for the call being scanned on this thread."""
+
+    def __init__(self):
+        # (rule id, turn index or None for call-level findings, call-level detail)
+        self.hits: list[tuple[str, int | None, int | None]] = []
+
+    def turn_action(self, rule_id: str, alias: str):
+        def action(c):
+            self.hits.append((rule_id, int(getattr(c, alias)["t"]), None))
+
+        return action
+
+    def call_action(self, rule_id: str):
+        def action(c):
+            self.hits.append((rule_id, None, c.m["nth"] if "nth" in c.m else None))
+
+        return action
+
+
+def _raise(error, _state):
+    if error:
+        raise error
+
+
+class Engine:
+    """Scans calls with a rule pack. Cheap to share between threads."""
+
+    _names = itertools.count()
+
+    def __init__(self, pack: RulePack):
+        self.pack = pack
+        self._local = threading.local()
+        self._by_id = {r.id: r for r in pack.rules}
+        self._leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves()]
+        self._compiled()  # compile once now so definition errors surface at start-up
+
+    def _compiled(self) -> tuple[Ruleset, _Sink]:
+        state = getattr(self._local, "state", None)
+        if state is None:
+            sink = _Sink()
+            name = f"monitor_{next(self._names)}"
+            state = (Ruleset(name, None, _definitions(self.pack, sink)), sink)
+            self._local.state = state
+        return state
+
+    # -- signals -------------------------------------------------------------------------
+
+    def signals(self, text: str) -> list[str]:
+        """The leaf signals a turn's text raises (after negation/quotation guards)."""
+        analysed = self.pack.analyser.analyse(text)
+        return [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)]
+
+    def evidence_span(self, rule: Rule, text: str) -> str | None:
+        """The normalised words that made ``rule`` fire on ``text`` (for highlighting)."""
+        analysed = self.pack.analyser.analyse(text)
+        for leaf in rule.positive_leaves():
+            spans = leaf.matcher.find(analysed, leaf.guards)
+            if spans:
+                start, end = spans[0]
+                return analysed.norm[start:end]
+        return None
+
+    # -- scanning ------------------------------------------------------------------------
+
+    def scan(self, call: Call, earlier_calls: list[Call] | tuple[Call, ...] = ()) -> CallResult:
+        """Findings for one call. ``earlier_calls`` are other calls to the same debtor
+        that started before this one (from the same input or the store)."""
+        ruleset, sink = self._compiled()
+        facts = [
+            {"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": self.signals(turn.text)}
+            for i, turn in enumerate(call.turns)
+        ]
+        facts.extend(self._call_facts(call, earlier_calls))
+        sink.hits = []
+        asserted = []
+        try:
+            for fact in facts:
+                try:
+                    handle = ruleset.assert_fact(fact)
+                except MessageNotHandledException:
+                    continue  # no rule looks at this fact
+                asserted.append(fact)
+                ruleset.do_actions(handle, _raise)
+        except BaseException:
+            # A half-finished session could leak facts into the next call: start afresh.
+            self._local.state = None
+            raise
+        # durable_rules' delete_state crashes on some join states; retracting every fact
+        # empties the session just as well, and the session id is reused for the next call.
+        for fact in asserted:
+            try:
+                ruleset.retract_fact(fact)
+            except MessageNotHandledException:
+                pass
+        return CallResult(call, self._findings(call, sink.hits))
+
+    def _call_facts(self, call: Call, earlier_calls) -> list[dict]:
+        if call.started_at is None:
+            return []
+        facts = []
+        for rule in self.pack.call_rules:
+            spec = rule.call
+            local = call.started_at.astimezone(spec.timezone)
+            if spec.kind == "off_hours":
+                facts.append({"sid": _SID, "kind": "clock", "rule": rule.id, "direction": call.direction,
+                              "minute": local.hour * 60 + local.minute})
+            elif call.debtor_id is not None:
+                first_day = local.date() - timedelta(days=spec.days - 1)
+                before = sum(
+                    1
+                    for other in earlier_calls
+                    if other.started_at is not None
+                    and other.debtor_id == call.debtor_id
+                    and other.direction in spec.directions
+                    and first_day <= other.started_at.astimezone(spec.timezone).date() <= local.date()
+                    and other.started_at <= call.started_at
+                )
+                facts.append({"sid": _SID, "kind": "tally", "rule": rule.id, "direction": call.direction, "nth": before + 1})
+        return facts
+
+    def _findings(self, call: Call, hits) -> tuple[Finding, ...]:
+        findings = []
+        for rule_id, turn_index, detail in sorted(set(hits), key=lambda h: (-1 if h[1] is None else h[1], h[0])):
+            rule = self._by_id[rule_id]
+            if turn_index is None:
+                findings.append(
+                    Finding(rule.id, rule.category, rule.severity, None, None, None,
+                            _call_evidence(rule, call, detail), True, rule.legal_basis)
+                )
+                continue
+            turn: Turn = call.turns[turn_index]
+            findings.append(
+                Finding(
+                    rule=rule.id,
+                    category=rule.category,
+                    severity=rule.severity,
+                    turn=None if call.is_utterance else turn_index,
+                    start=turn.start,
+                    end=turn.end,
+                    evidence=turn.text,
+                    speaker_verified=turn.speaker == "collector",
+                    legal_basis=rule.legal_basis,
+                    matched=self.evidence_span(rule, turn.text),
+                )
+            )
+        return tuple(findings)
+
+
+def _call_evidence(rule: Rule, call: Call, nth: int | None) -> str:
+    spec = rule.call
+    local = call.started_at.astimezone(spec.timezone)
+    if spec.kind == "off_hours":
+        return f"通话开始于当地时间 {local:%Y-%m-%d %H:%M}（{spec.timezone.key}）"
+    period = "当日" if spec.days == 1 else f"{spec.days} 日内"
+    return f"同一债务人{period}第 {nth} 通催收电话（{local:%Y-%m-%d}，上限 {spec.limit} 通）"

@@ -1,0 +1,190 @@
+"""Leaf matchers: where in a turn a lexicon, a regex or a pair of them occurs.
+
+A matcher returns character spans in the normalised text. Guards then drop spans that
+are negated ("我们不会上门"), quoted or reported ("您刚才说要转我微信"), or covered by an
+allow-listed phrase ("对公账户"). What survives becomes a signal; the rule logic that
+combines signals lives in durable_rules (see engine.py).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from .text import Analysed, pinyin_keys
+
+Span = tuple[int, int]
+
+_CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
+
+# A negation cue directly before the matched words (at most a few characters between)
+# cancels the match: 我们不会上门, 我们不是法院, 不会透露给任何第三方. Bare 不 is not a cue:
+# "不还钱就去你单位" is a threat.
+NEGATION_CUE = re.compile(
+    r"(不会|不能|不可能|不可以|不是|没有|没|并不|并没|绝不|绝对不|从不|从来不|从没|不要|别|"
+    r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准)"
+    r"[^,.!?;:]{0,4}$"
+)
+# "别以为我们不会去" is a double negative: still a threat.
+_DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说)[^,.!?;:]{0,8}$")
+
+# Reporting and quoting frames: the speaker relates what someone else said or did.
+QUOTE_FRAME = re.compile(
+    r"((你|您|他|她|有人|对方|客户|你们)(刚才|刚刚|上次|之前|前面|昨天)(说|讲|提|问|投诉)|"
+    r"(你|您|他|她|有人|对方)(说|讲|提到|问)(的|过|要|想|让)|(他|她|有人|对方|人家|他们)(说|讲)|"
+    r"冒充|自称|假冒|谎称|声称|投诉说|举报说|所谓)"
+)
+
+
+@dataclass(frozen=True)
+class Guards:
+    negation: bool = True
+    quotation: bool = True
+    allow: tuple[str, ...] = ()
+
+    def keep(self, text: Analysed, span: Span) -> bool:
+        start, end = span
+        norm = text.norm
+        if self.allow and _inside_allowed(norm, span, self.allow):
+            return False
+        clause_start = _clause_start(norm, start)
+        before = norm[clause_start:start]
+        if self.negation and _negated(before):
+            return False
+        if self.quotation:
+            if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
+                return False  # inside quotation marks
+            if QUOTE_FRAME.search(before):
+                return False
+        return True
+
+
+def _negated(before: str) -> bool:
+    cue = NEGATION_CUE.search(before)
+    if cue is None:
+        return False
+    head = before[: cue.start()]
+    word = cue.group(1)
+    # 是不是 / 会不会 / 有没有 ask a question; they deny nothing.
+    if word[0] in "不没" and head and len(word) > 1 and head[-1] in (word[1], "有"):
+        return False
+    if word[0] in "不没" and len(word) == 1 and head and cue.end(1) < len(before) and head[-1] == before[cue.end(1)]:
+        return False
+    return not _DOUBLE_NEGATIVE.search(head)
+
+
+def _clause_start(norm: str, pos: int) -> int:
+    last = 0
+    for m in _CLAUSE_BREAK.finditer(norm, 0, pos):
+        last = m.end()
+    return last
+
+
+def _inside_allowed(norm: str, span: Span, allow: tuple[str, ...]) -> bool:
+    start, end = span
+    for phrase in allow:
+        i = norm.find(phrase)
+        while i != -1:
+            if i < end and start < i + len(phrase):
+                return True
+            i = norm.find(phrase, i + 1)
+    return False
+
+
+class Matcher:
+    """Base: ``find`` returns guarded spans."""
+
+    def find(self, text: Analysed, guards: Guards) -> list[Span]:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class PinyinTerm:
+    term: str
+    keys: tuple[str, ...]
+    # Phrases in which the homophone means something innocent (老来得子 is not 老赖).
+    exceptions: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class TermsMatcher(Matcher):
+    """Any of a list of terms, exactly; terms marked for pinyin also by sound."""
+
+    terms: tuple[str, ...]
+    pinyin_terms: tuple[PinyinTerm, ...] = ()
+    _regex: re.Pattern | None = field(default=None, repr=False)
+
+    @staticmethod
+    def build(terms: list[str], pinyin_terms: list[PinyinTerm]) -> "TermsMatcher":
+        ordered = sorted(set(terms), key=len, reverse=True)
+        regex = re.compile("|".join(re.escape(t) for t in ordered)) if ordered else None
+        return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex)
+
+    def raw_spans(self, text: Analysed) -> list[Span]:
+        spans = [m.span() for m in self._regex.finditer(text.norm)] if self._regex else []
+        spans.extend(self._pinyin_spans(text))
+        return spans
+
+    def _pinyin_spans(self, text: Analysed) -> list[Span]:
+        found = []
+        keys = text.keys
+        for pt in self.pinyin_terms:
+            n = len(pt.keys)
+            first = pt.keys[0]
+            for i in range(len(keys) - n + 1):
+                if keys[i] != first or keys[i : i + n] != pt.keys:
+                    continue
+                span = (i, i + n)
+                # A homophone must be a word of its own (jieba boundaries), not the middle
+                # of another word, and not part of a known innocent phrase.
+                if text.norm[i : i + n] != pt.term and not text.on_token_boundaries(*span):
+                    continue
+                if pt.exceptions and _inside_allowed(text.norm, span, pt.exceptions):
+                    continue
+                found.append(span)
+        return found
+
+    def find(self, text: Analysed, guards: Guards) -> list[Span]:
+        return [s for s in self.raw_spans(text) if guards.keep(text, s)]
+
+
+@dataclass(frozen=True, eq=False)
+class RegexMatcher(Matcher):
+    pattern: re.Pattern
+
+    def find(self, text: Analysed, guards: Guards) -> list[Span]:
+        spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
+        return [s for s in spans if guards.keep(text, s)]
+
+
+@dataclass(frozen=True, eq=False)
+class NearMatcher(Matcher):
+    """``first`` and ``second`` within ``within`` jieba tokens of each other (in that
+    order when ``ordered``). The span covers both."""
+
+    first: Matcher
+    second: Matcher
+    within: int
+    ordered: bool
+
+    def find(self, text: Analysed, guards: Guards) -> list[Span]:
+        a_spans = self.first.find(text, guards)
+        if not a_spans:
+            return []
+        b_spans = self.second.find(text, guards)
+        found = []
+        for a in a_spans:
+            for b in b_spans:
+                if a[0] < b[1] and b[0] < a[1]:
+                    continue  # overlapping: the same words, not two things near each other
+                if self.ordered and b[0] < a[1]:
+                    continue
+                left, right = (a, b) if a[0] <= b[0] else (b, a)
+                gap = text.token_index(right[0]) - text.token_index(left[1] - 1)
+                if gap <= self.within:
+                    found.append((left[0], right[1]))
+        return found
+
+
+def pinyin_term(term: str, exceptions: tuple[str, ...] = ()) -> PinyinTerm:
+    return PinyinTerm(term=term, keys=pinyin_keys(term), exceptions=exceptions)

@@ -1,0 +1,584 @@
+"""Load and validate the rule pack (rules/*.yaml + rules/lexicons/*.yaml).
+
+Every problem is collected, located (file:line) and reported at once: a broken rule stops
+start-up, it is never skipped. The format is documented in rules/README.md. The boolean
+structure of each rule is kept as an expression tree whose leaves are matchers; engine.py
+compiles the trees into durable_rules rulesets.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import dataclass, field
+from datetime import time as dtime
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import jsonschema
+
+from . import yamlfile
+from .errors import RuleError, RuleProblem
+from .matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, pinyin_term
+from .models import CATEGORIES, SEVERITIES
+from .text import TextAnalyser, normalise
+
+DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+
+_RULE_SPEAKERS = ["collector", "unknown"]  # a debtor's words are never a finding
+
+_EXAMPLE = {
+    "oneOf": [
+        {"type": "string", "minLength": 1},
+        {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {
+                "text": {"type": "string", "minLength": 1},
+                "speaker": {"enum": ["collector", "debtor", "unknown"]},
+                "turns": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                "calls": {"type": "array", "minItems": 1, "items": {"type": "object"}},
+                "note": {"type": "string"},
+            },
+        },
+    ]
+}
+
+RULE_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["id", "title", "description", "category", "severity", "legal_basis", "examples"],
+    "properties": {
+        "id": {"type": "string", "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$"},
+        "title": {"type": "string", "minLength": 1},
+        "description": {"type": "string", "minLength": 1},
+        "category": {"enum": list(CATEGORIES)},
+        "severity": {"enum": list(SEVERITIES)},
+        "speakers": {
+            "type": "array",
+            "minItems": 1,
+            "uniqueItems": True,
+            "items": {"enum": _RULE_SPEAKERS},
+        },
+        "legal_basis": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        "match": {"type": "object"},
+        "unless": {"type": "object"},
+        "guards": {
+            "type": "object",
+            "additionalProperties": False,
+            "properties": {"negation": {"type": "boolean"}, "quotation": {"type": "boolean"}},
+        },
+        "allow": {"type": "array", "items": {"type": "string", "minLength": 1}},
+        "after": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["match", "within_turns"],
+            "properties": {
+                "match": {"type": "object"},
+                "within_turns": {"type": "integer", "minimum": 1},
+            },
+        },
+        "call": {"type": "object"},
+        "examples": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["fire", "quiet"],
+            "properties": {
+                "fire": {"type": "array", "minItems": 1, "items": _EXAMPLE},
+                "quiet": {"type": "array", "minItems": 1, "items": _EXAMPLE},
+            },
+        },
+    },
+}
+
+CALL_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["kind", "timezone"],
+    "properties": {
+        "kind": {"enum": ["off_hours", "call_frequency"]},
+        "timezone": {"type": "string"},
+        "window": {
+            "type": "object",
+            "additionalProperties": False,
+            "required": ["start", "end"],
+            "properties": {
+                "start": {"type": "string", "pattern": r"^\d{2}:\d{2}$"},
+                "end": {"type": "string", "pattern": r"^\d{2}:\d{2}$"},
+            },
+        },
+        "limit": {"type": "integer", "minimum": 1},
+        "days": {"type": "integer", "minimum": 1},
+        "directions": {"type": "array", "minItems": 1, "items": {"enum": ["outbound", "inbound"]}},
+    },
+}
+
+LEXICON_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "description", "terms"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z0-9_]+$"},
+        "description": {"type": "string"},
+        "pinyin": {"type": "boolean"},
+        "terms": {
+            "type": "array",
+            "minItems": 1,
+            "items": {
+                "oneOf": [
+                    {"type": "string", "minLength": 1},
+                    {
+                        "type": "object",
+                        "additionalProperties": False,
+                        "required": ["term"],
+                        "properties": {
+                            "term": {"type": "string", "minLength": 1},
+                            "pinyin": {"type": "boolean"},
+                            "except": {"type": "array", "items": {"type": "string"}},
+                        },
+                    },
+                ]
+            },
+        },
+    },
+}
+
+_EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not")
+
+
+# --- the compiled form -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Leaf:
+    signal: str
+    matcher: Matcher
+    guards: Guards
+
+
+@dataclass(frozen=True)
+class AllOf:
+    items: tuple
+
+
+@dataclass(frozen=True)
+class AnyOf:
+    items: tuple
+
+
+@dataclass(frozen=True)
+class NotOf:
+    item: object
+
+
+@dataclass(frozen=True)
+class CallSpec:
+    kind: str  # off_hours | call_frequency
+    timezone: ZoneInfo
+    directions: tuple[str, ...]
+    window_start: int | None = None  # minutes after local midnight
+    window_end: int | None = None
+    limit: int | None = None
+    days: int = 1
+
+
+@dataclass(frozen=True)
+class Example:
+    fire: bool
+    turns: tuple[tuple[str, str], ...] = ()  # (speaker, text); the last one is judged
+    calls: tuple[dict, ...] = ()  # call-rule examples; the last call is judged
+    line: int | None = None
+
+
+@dataclass(frozen=True)
+class Rule:
+    id: str
+    title: str
+    description: str
+    category: str
+    severity: str
+    speakers: tuple[str, ...]
+    legal_basis: tuple[str, ...]
+    path: Path
+    match: object | None = None  # expression tree for turn rules
+    unless: object | None = None
+    after: object | None = None
+    after_within: int = 0
+    call: CallSpec | None = None
+    examples: tuple[Example, ...] = ()
+
+    @property
+    def is_call_rule(self) -> bool:
+        return self.call is not None
+
+    def leaves(self) -> list[Leaf]:
+        found: list[Leaf] = []
+        for tree in (self.match, self.unless, self.after):
+            if tree is not None:
+                _collect_leaves(tree, found)
+        return found
+
+    def positive_leaves(self) -> list[Leaf]:
+        """Leaves of ``match`` not under a ``not``: where the evidence is."""
+        found: list[Leaf] = []
+        if self.match is not None:
+            _collect_leaves(self.match, found, skip_negated=True)
+        return found
+
+
+def _collect_leaves(tree, found: list, skip_negated: bool = False) -> None:
+    if isinstance(tree, Leaf):
+        found.append(tree)
+    elif isinstance(tree, (AllOf, AnyOf)):
+        for item in tree.items:
+            _collect_leaves(item, found, skip_negated)
+    elif isinstance(tree, NotOf) and not skip_negated:
+        _collect_leaves(tree.item, found, skip_negated)
+
+
+@dataclass
+class RulePack:
+    """All rules of one folder, their lexicons, and the text analyser they need."""
+
+    directory: Path
+    rules: tuple[Rule, ...]
+    version: str
+    analyser: TextAnalyser = field(repr=False)
+
+    def rule(self, rule_id: str) -> Rule:
+        for rule in self.rules:
+            if rule.id == rule_id:
+                return rule
+        raise KeyError(rule_id)
+
+    @property
+    def turn_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if not r.is_call_rule)
+
+    @property
+    def call_rules(self) -> tuple[Rule, ...]:
+        return tuple(r for r in self.rules if r.is_call_rule)
+
+
+# --- loading -----------------------------------------------------------------------------
+
+
+@dataclass
+class _Lexicon:
+    name: str
+    terms: list[str]
+    pinyin_terms: list
+    matcher: TermsMatcher | None = None
+
+
+class _Problems:
+    def __init__(self):
+        self.items: list[RuleProblem] = []
+
+    def add(self, path: Path, line: int | None, message: str) -> None:
+        self.items.append(RuleProblem(_display(path), line, message))
+
+
+def _display(path: Path) -> str:
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def _schema_problems(document, schema, path: Path, problems: _Problems) -> bool:
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(document), key=lambda e: list(e.absolute_path))
+    for error in errors:
+        where = ".".join(str(p) for p in error.absolute_path)
+        message = error.message if not where else f"{where}: {error.message}"
+        if error.validator == "oneOf" and error.context:
+            message = f"{where or 'value'}: " + "; or ".join(
+                sorted({e.message for e in error.context})[:3]
+            )
+        problems.add(path, yamlfile.line_of(document, list(error.absolute_path)), message)
+    return not errors
+
+
+def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
+    lexicons: dict[str, _Lexicon] = {}
+    for path in sorted((directory / "lexicons").glob("*.yaml")):
+        try:
+            doc = yamlfile.load(path)
+        except yamlfile.YamlSyntaxError as exc:
+            problems.add(path, exc.line, str(exc))
+            continue
+        if not _schema_problems(doc, LEXICON_SCHEMA, path, problems):
+            continue
+        if doc["name"] != path.stem:
+            problems.add(path, doc.key_lines["name"], f"name '{doc['name']}' must equal the file name '{path.stem}'")
+        default_pinyin = doc.get("pinyin", False)
+        lexicon = _Lexicon(doc["name"], [], [])
+        for item in doc["terms"]:
+            entry = {"term": item} if isinstance(item, str) else item
+            term = normalise(entry["term"])
+            lexicon.terms.append(term)
+            if entry.get("pinyin", default_pinyin):
+                exceptions = tuple(normalise(e) for e in entry.get("except", ()))
+                lexicon.pinyin_terms.append(pinyin_term(term, exceptions))
+        lexicon.matcher = TermsMatcher.build(lexicon.terms, lexicon.pinyin_terms)
+        lexicons[lexicon.name] = lexicon
+    return lexicons
+
+
+class _ExprCompiler:
+    """Turns one rule's ``match``/``unless``/``after`` mappings into expression trees."""
+
+    def __init__(self, rule_id: str, path: Path, lexicons: dict, guards: Guards, problems: _Problems):
+        self.rule_id = rule_id
+        self.path = path
+        self.lexicons = lexicons
+        self.guards = guards
+        self.problems = problems
+        self.count = 0
+
+    def compile(self, node, where: str):
+        line = getattr(node, "line", None)
+        if not isinstance(node, dict):
+            self.problems.add(self.path, line, f"{where}: expected a mapping with one of {', '.join(_EXPR_KEYS)}")
+            return None
+        keys = [k for k in node if k in _EXPR_KEYS]
+        extra = [k for k in node if k not in _EXPR_KEYS + ("within", "ordered", "pinyin")]
+        if len(keys) != 1 or extra:
+            self.problems.add(
+                self.path, line,
+                f"{where}: needs exactly one of {', '.join(_EXPR_KEYS)}"
+                + (f" (unknown key: {', '.join(map(str, extra))})" if extra else ""),
+            )
+            return None
+        kind = keys[0]
+        value = node[kind]
+        key_line = node.key_lines.get(kind, line) if hasattr(node, "key_lines") else line
+        if kind in ("all", "any"):
+            if not isinstance(value, list) or not value:
+                self.problems.add(self.path, key_line, f"{where}.{kind}: expected a non-empty list")
+                return None
+            items = [self.compile(v, f"{where}.{kind}[{i}]") for i, v in enumerate(value)]
+            if any(i is None for i in items):
+                return None
+            return (AllOf if kind == "all" else AnyOf)(tuple(items))
+        if kind == "not":
+            item = self.compile(value, f"{where}.not")
+            if item is None:
+                return None
+            if not (isinstance(item, Leaf) or (isinstance(item, AnyOf) and all(isinstance(i, Leaf) for i in item.items))):
+                self.problems.add(self.path, key_line, f"{where}.not: may wrap one matcher or an 'any' of matchers only")
+                return None
+            return NotOf(item)
+        matcher = self.matcher(node, kind, value, key_line, where)
+        if matcher is None:
+            return None
+        self.count += 1
+        return Leaf(f"{self.rule_id}/{self.count}", matcher, self.guards)
+
+    def matcher(self, node, kind, value, line, where) -> Matcher | None:
+        if kind == "lexicon":
+            names = [value] if isinstance(value, str) else value
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                self.problems.add(self.path, line, f"{where}.lexicon: expected a lexicon name or a list of names")
+                return None
+            missing = [n for n in names if n not in self.lexicons]
+            if missing:
+                self.problems.add(self.path, line, f"{where}.lexicon: unknown lexicon {', '.join(missing)} (no rules/lexicons/{missing[0]}.yaml)")
+                return None
+            terms = [t for n in names for t in self.lexicons[n].terms]
+            pinyin = [p for n in names for p in self.lexicons[n].pinyin_terms]
+            if len(names) == 1:
+                return self.lexicons[names[0]].matcher
+            return TermsMatcher.build(terms, pinyin)
+        if kind == "terms":
+            if not isinstance(value, list) or not value or not all(isinstance(t, str) and t for t in value):
+                self.problems.add(self.path, line, f"{where}.terms: expected a non-empty list of strings")
+                return None
+            terms = [normalise(t) for t in value]
+            pinyin = [pinyin_term(t) for t in terms] if node.get("pinyin") else []
+            return TermsMatcher.build(terms, pinyin)
+        if kind == "regex":
+            if not isinstance(value, str) or not value:
+                self.problems.add(self.path, line, f"{where}.regex: expected a pattern string")
+                return None
+            try:
+                pattern = re.compile(value)
+            except re.error as exc:
+                self.problems.add(self.path, line, f"{where}.regex: invalid regular expression: {exc}")
+                return None
+            if pattern.search(""):
+                self.problems.add(self.path, line, f"{where}.regex: pattern matches the empty string")
+                return None
+            return RegexMatcher(pattern)
+        if kind == "near":
+            within = node.get("within")
+            if not isinstance(value, list) or len(value) != 2 or not isinstance(within, int) or within < 0:
+                self.problems.add(self.path, line, f"{where}.near: expected a list of two expressions and 'within: N' (tokens)")
+                return None
+            parts = []
+            for i, sub in enumerate(value):
+                sub_keys = [k for k in sub if k in ("lexicon", "terms", "regex", "near")] if isinstance(sub, dict) else []
+                if len(sub_keys) != 1:
+                    self.problems.add(self.path, getattr(sub, "line", line), f"{where}.near[{i}]: each side is one lexicon, terms, regex or near")
+                    return None
+                part = self.matcher(sub, sub_keys[0], sub[sub_keys[0]], getattr(sub, "line", line), f"{where}.near[{i}]")
+                if part is None:
+                    return None
+                parts.append(part)
+            return NearMatcher(parts[0], parts[1], within, bool(node.get("ordered", False)))
+        return None
+
+
+def _parse_clock(text: str) -> int:
+    hours, minutes = (int(x) for x in text.split(":"))
+    dtime(hours % 24, minutes)  # validates
+    return hours * 60 + minutes
+
+
+def _compile_call(doc, path: Path, problems: _Problems) -> CallSpec | None:
+    spec = doc["call"]
+    if not _schema_problems(spec, CALL_SCHEMA, path, problems):
+        return None
+    line = doc.key_lines.get("call")
+    try:
+        zone = ZoneInfo(spec["timezone"])
+    except (ZoneInfoNotFoundError, ValueError):
+        problems.add(path, spec.key_lines.get("timezone", line), f"call.timezone: unknown time zone '{spec['timezone']}'")
+        return None
+    directions = tuple(spec.get("directions", ["outbound"]))
+    if spec["kind"] == "off_hours":
+        if "window" not in spec:
+            problems.add(path, line, "call: an off_hours rule needs window: {start: 'HH:MM', end: 'HH:MM'}")
+            return None
+        try:
+            start = _parse_clock(spec["window"]["start"])
+            end = _parse_clock(spec["window"]["end"])
+        except ValueError as exc:
+            problems.add(path, spec.key_lines.get("window", line), f"call.window: {exc}")
+            return None
+        return CallSpec("off_hours", zone, directions, window_start=start, window_end=end)
+    if "limit" not in spec:
+        problems.add(path, line, "call: a call_frequency rule needs limit: N")
+        return None
+    return CallSpec("call_frequency", zone, directions, limit=spec["limit"], days=spec.get("days", 1))
+
+
+def _examples(doc, path: Path, is_call_rule: bool, problems: _Problems) -> tuple[Example, ...]:
+    found = []
+    for verdict in ("fire", "quiet"):
+        items = doc["examples"][verdict]
+        for i, item in enumerate(items):
+            line = items.item_lines[i]
+            if isinstance(item, str):
+                item = {"text": item}
+            if is_call_rule:
+                if "calls" not in item:
+                    problems.add(path, line, f"examples.{verdict}[{i}]: a call rule's example needs calls: [...]")
+                    continue
+                found.append(Example(verdict == "fire", calls=tuple(item["calls"]), line=line))
+                continue
+            if "turns" in item:
+                turns = []
+                for t in item["turns"]:
+                    if not isinstance(t.get("text"), str) or not t["text"]:
+                        problems.add(path, line, f"examples.{verdict}[{i}]: every turn needs text")
+                        break
+                    turns.append((t.get("speaker", "collector"), t["text"]))
+                else:
+                    found.append(Example(verdict == "fire", turns=tuple(turns), line=line))
+            elif "text" in item:
+                found.append(Example(verdict == "fire", turns=((item.get("speaker", "collector"), item["text"]),), line=line))
+            else:
+                problems.add(path, line, f"examples.{verdict}[{i}]: needs text or turns")
+    return tuple(found)
+
+
+def _load_rule(path: Path, lexicons: dict, problems: _Problems) -> Rule | None:
+    try:
+        doc = yamlfile.load(path)
+    except yamlfile.YamlSyntaxError as exc:
+        problems.add(path, exc.line, str(exc))
+        return None
+    if not isinstance(doc, dict):
+        problems.add(path, None, "a rule file must be a YAML mapping")
+        return None
+    if not _schema_problems(doc, RULE_SCHEMA, path, problems):
+        return None
+    before = len(problems.items)
+    if doc["id"] != path.stem:
+        problems.add(path, doc.key_lines["id"], f"id '{doc['id']}' must equal the file name '{path.stem}'")
+    has_match, has_call = "match" in doc, "call" in doc
+    if has_match == has_call:
+        problems.add(path, doc.line, "a rule needs exactly one of 'match' (what is said) or 'call' (call metadata)")
+        return None
+    if has_call and doc["category"] not in ("off_hours", "call_frequency"):
+        problems.add(path, doc.key_lines["category"], "only off_hours and call_frequency rules use 'call'")
+    if has_match and doc["category"] in ("off_hours", "call_frequency"):
+        problems.add(path, doc.key_lines["category"], f"a {doc['category']} rule is decided by call metadata: use 'call'")
+    guards_doc = doc.get("guards", {})
+    guards = Guards(
+        negation=guards_doc.get("negation", True),
+        quotation=guards_doc.get("quotation", True),
+        allow=tuple(normalise(a) for a in doc.get("allow", ())),
+    )
+    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems)
+    match = unless = after = call = None
+    if has_match:
+        match = compiler.compile(doc["match"], "match")
+        if "unless" in doc:
+            unless = compiler.compile({"not": doc["unless"]}, "unless")
+            unless = unless.item if unless is not None else None
+        if "after" in doc:
+            after = compiler.compile(doc["after"]["match"], "after.match")
+    else:
+        call = _compile_call(doc, path, problems)
+        if call is not None and call.kind != doc["category"]:
+            problems.add(path, doc.key_lines["call"], f"call.kind '{call.kind}' differs from category '{doc['category']}'")
+    examples = _examples(doc, path, has_call, problems)
+    if len(problems.items) > before:
+        return None
+    return Rule(
+        id=doc["id"],
+        title=doc["title"],
+        description=doc["description"].strip(),
+        category=doc["category"],
+        severity=doc["severity"],
+        speakers=tuple(doc.get("speakers", _RULE_SPEAKERS)),
+        legal_basis=tuple(doc["legal_basis"]),
+        path=path,
+        match=match,
+        unless=unless,
+        after=after,
+        after_within=doc["after"]["within_turns"] if "after" in doc else 0,
+        call=call,
+        examples=examples,
+    )
+
+
+def rule_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.glob("*.yaml"))
+
+
+def load_rules(directory: Path | str | None = None) -> RulePack:
+    """Load, validate and compile every rule in ``directory``. Raises RuleError listing
+    every problem found (it does not stop at the first)."""
+    directory = Path(directory) if directory else DEFAULT_RULES_DIR
+    problems = _Problems()
+    if not directory.is_dir():
+        raise RuleError([RuleProblem(str(directory), None, "rules folder not found")])
+    lexicons = _load_lexicons(directory, problems)
+    rules = []
+    for path in rule_files(directory):
+        rule = _load_rule(path, lexicons, problems)
+        if rule is not None:
+            rules.append(rule)
+    if not rules and not problems.items:
+        problems.add(directory, None, "no rule files (*.yaml) in this folder")
+    if problems.items:
+        raise RuleError(problems.items)
+    digest = hashlib.sha256()
+    for path in sorted([*rule_files(directory), *(directory / "lexicons").glob("*.yaml")]):
+        digest.update(path.name.encode() + b"\0" + path.read_bytes())
+    domain_words = [t for lex in lexicons.values() for t in lex.terms]
+    return RulePack(directory, tuple(rules), digest.hexdigest()[:12], TextAnalyser(domain_words))

@@ -1,0 +1,163 @@
+"""Text stage: normalise recognised speech, tokenise it with jieba, key it by pinyin.
+
+Speech recognition output is messy: Whisper writes traditional characters, full-width
+forms, spaces between characters, and homophones (逾期→预期, 老赖→老来, 傻逼→沙比).
+Rules match on the normalised text; terms marked for it also match on toneless pinyin
+keys, so a homophone of a listed term is caught.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+import re
+import threading
+import unicodedata
+import warnings
+from dataclasses import dataclass
+
+import opencc
+from pypinyin import Style, lazy_pinyin
+
+with warnings.catch_warnings():
+    # jieba imports pkg_resources, which warns on recent setuptools; ignore only that.
+    warnings.filterwarnings("ignore", message=".*pkg_resources.*", category=UserWarning)
+    warnings.filterwarnings("ignore", message=".*pkg_resources.*", category=DeprecationWarning)
+    import jieba
+
+_CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
+_SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
+_SPACES = re.compile(r"\s+")
+_IS_CJK = re.compile(rf"[{_CJK}]")
+
+# Punctuation NFKC leaves alone, mapped to one ASCII form each. Quotes become '"' so the
+# quotation guard sees one kind; clause ends become ',' '.' '!' '?' ';'.
+_PUNCT = str.maketrans(
+    {
+        "。": ".", "．": ".", "｡": ".", "、": ",", "，": ",", "；": ";", "：": ":",
+        "！": "!", "？": "?", "“": '"', "”": '"', "„": '"', "‘": '"', "’": '"',
+        "「": '"', "」": '"', "『": '"', "』": '"', "《": '"', "》": '"', "〈": '"',
+        "〉": '"', "…": ".", "—": "-", "–": "-", "～": "~", "·": " ",
+    }
+)
+
+_opencc_lock = threading.Lock()
+
+
+@functools.lru_cache(maxsize=1)
+def _converter() -> opencc.OpenCC:
+    # Traditional (incl. Hong Kong and Taiwan variants) to simplified Chinese.
+    return opencc.OpenCC("t2s")
+
+
+def to_simplified(text: str) -> str:
+    """Traditional → simplified Chinese (OpenCC)."""
+    with _opencc_lock:  # the OpenCC object is not documented as thread-safe
+        return _converter().convert(text)
+
+
+def normalise(text: str) -> str:
+    """The form every rule matches on.
+
+    Simplified characters, half-width letters and digits (NFKC), one punctuation form,
+    lower case, no spaces between Chinese characters (Whisper and some ASR engines
+    space them out: "傻 逼"), other whitespace runs collapsed to one space.
+    """
+    text = to_simplified(text)
+    text = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
+    text = _SPACE_BETWEEN_CJK.sub("", text)
+    return _SPACES.sub(" ", text).strip()
+
+
+# --- pinyin keys -----------------------------------------------------------------------
+
+# Initials and finals that recognisers and regional accents confuse. Collapsing them
+# makes 卫星/微信 (xing/xin), 是/四 (shi/si) and 牛/刘 (niu/liu) share a key.
+_KEY_MERGES = (
+    (re.compile(r"^(z|c|s)h"), r"\1"),
+    (re.compile(r"^n(?=[aeiouv])"), "l"),
+    (re.compile(r"ing$"), "in"),
+    (re.compile(r"eng$"), "en"),
+)
+
+
+@functools.lru_cache(maxsize=20000)
+def char_key(char: str) -> str:
+    """Toneless, accent-merged pinyin of one character; non-Chinese characters stand for
+    themselves. Each character is keyed on its own (its most common reading), and terms
+    are keyed the same way, so text and terms always agree."""
+    if not _IS_CJK.match(char):
+        return char
+    syllable = lazy_pinyin(char, style=Style.NORMAL, errors="default")[0]
+    for pattern, replacement in _KEY_MERGES:
+        syllable = pattern.sub(replacement, syllable)
+    return syllable
+
+
+def pinyin_keys(text: str) -> tuple[str, ...]:
+    """One key per character of ``text`` (so key positions are character positions)."""
+    return tuple(char_key(c) for c in text)
+
+
+# --- tokens ----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Analysed:
+    """A turn's text in the forms the matchers use.
+
+    ``tokens`` are (start, end) character spans of jieba words in ``norm``; ``keys`` has
+    one pinyin key per character of ``norm``.
+    """
+
+    raw: str
+    norm: str
+    tokens: tuple[tuple[int, int], ...]
+    keys: tuple[str, ...]
+
+    def token_index(self, char_pos: int) -> int:
+        """Index of the token that contains the character at ``char_pos``."""
+        lo, hi = 0, len(self.tokens) - 1
+        while lo <= hi:
+            mid = (lo + hi) // 2
+            start, end = self.tokens[mid]
+            if char_pos < start:
+                hi = mid - 1
+            elif char_pos >= end:
+                lo = mid + 1
+            else:
+                return mid
+        return max(0, min(lo, len(self.tokens) - 1))
+
+    def on_token_boundaries(self, start: int, end: int) -> bool:
+        starts = {s for s, _ in self.tokens}
+        ends = {e for _, e in self.tokens}
+        return start in starts and end in ends
+
+
+class TextAnalyser:
+    """Owns one jieba Tokenizer (never the module-global one), loaded with the domain
+    words of the rule lexicons so that terms such as 爆通讯录 stay whole."""
+
+    def __init__(self, domain_words: list[str] | tuple[str, ...] = ()):
+        logging.getLogger("jieba").setLevel(logging.WARNING)
+        self._tokenizer = jieba.Tokenizer()
+        self._tokenizer.initialize()
+        # jieba's add_word rebuilds shared state; do it once here, under a lock later.
+        for word in sorted(set(domain_words)):
+            if word and " " not in word:
+                self._tokenizer.add_word(word, freq=20000)
+        self._lock = threading.Lock()
+
+    def tokens(self, norm: str) -> tuple[tuple[int, int], ...]:
+        with self._lock:  # jieba's Tokenizer keeps mutable caches
+            words = list(self._tokenizer.cut(norm, HMM=True))
+        spans, pos = [], 0
+        for word in words:
+            spans.append((pos, pos + len(word)))
+            pos += len(word)
+        return tuple((s, e) for s, e in spans if norm[s:e].strip())
+
+    def analyse(self, raw: str) -> Analysed:
+        norm = normalise(raw)
+        return Analysed(raw=raw, norm=norm, tokens=self.tokens(norm), keys=pinyin_keys(norm))

@@ -1,0 +1,394 @@
+"""Speech recognition: a Transcriber protocol, two Whisper engines, and turn building.
+
+The only module that imports ``faster_whisper`` or ``whisper`` (openai-whisper). Both
+are imported lazily, inside the engine that needs them, so the rest of the monitor
+(and its unit tests) never pays their import time.
+
+Engines take 16 kHz mono float32 samples and return ``Segment`` values, already
+cleaned of Whisper's known hallucinations. ``turns_from_recording`` maps a decoded
+recording (one channel per speaker when stereo) onto time-ordered ``Turn`` values.
+The recognised text is kept as Whisper wrote it (often traditional characters);
+converting to simplified Chinese is the text stage's job.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import re
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, runtime_checkable
+
+import numpy as np
+
+from monitor.audio import SAMPLE_RATE, Recording
+from monitor.errors import TranscriptionError
+from monitor.models import Turn
+
+LANGUAGE = "zh"
+ENGINES = ("faster-whisper", "openai-whisper")
+DEFAULT_COMPUTE_TYPE = {"faster-whisper": "int8", "openai-whisper": "float32"}
+
+# Beam search (5) against greedy (1) on sample_audio with the base model: beam 5 read
+# more characters right (see bench/asr.py and the report in the commit) at a modest
+# cost in speed, and it is what Whisper's own CLI uses.
+BEAM_SIZE = 5
+
+# Whisper's own thresholds: a window that is probably silence (no_speech_prob high)
+# and was decoded with low confidence is dropped; text that compresses too well is a
+# repetition loop ("我我我我…").
+NO_SPEECH_PROB_THRESHOLD = 0.6
+LOGPROB_THRESHOLD = -1.0
+COMPRESSION_RATIO_THRESHOLD = 2.4
+
+# Lines Whisper invents over silence or noise in Chinese, learnt from subtitled video.
+# Simplified and traditional forms both: Whisper base mostly writes traditional.
+# A segment containing one of these fragments is dropped ...
+HALLUCINATED_FRAGMENTS = (
+    "字幕由Amara.org社区提供",
+    "字幕由Amara.org社區提供",
+    "Amara.org",
+    "明镜与点点",
+    "明鏡與點點",
+    "明镜需要您的支持",
+    "明鏡需要您的支持",
+    "请不吝点赞",
+    "請不吝點贊",
+    "請不吝點讚",
+    "优优独播剧场",
+    "優優獨播劇場",
+    "YoYo Television Series Exclusive",
+    "字幕志愿者",
+    "字幕志願者",
+    "中文字幕提供",
+    "本字幕由",
+    "字幕製作",
+    "字幕制作",
+    "訂閱我的頻道",
+    "订阅我的频道",
+)
+# ... and a segment that is exactly one of these (punctuation and spaces ignored) too;
+# as part of a longer sentence they can be real speech. A bare "谢谢" is left alone:
+# people on the phone do say it.
+HALLUCINATED_LINES = (
+    "谢谢观看",
+    "謝謝觀看",
+    "谢谢收看",
+    "謝謝收看",
+    "感谢观看",
+    "感謝觀看",
+    "请订阅",
+    "請訂閱",
+    "下集再见",
+    "下集再見",
+    "我们下期再见",
+    "我們下期再見",
+)
+
+# Two segments of one speaker closer than this are one turn: Whisper cuts long
+# utterances at its own timestamps, and a rule should see the whole sentence.
+MERGE_GAP_SECONDS = 1.0
+# Never grow a merged turn beyond this, so evidence keeps a useful time range.
+MAX_TURN_SECONDS = 30.0
+
+_PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
+
+
+@dataclass(frozen=True)
+class Segment:
+    """One stretch of recognised speech, times in seconds from the start of the samples."""
+
+    start: float
+    end: float
+    text: str
+    avg_logprob: float
+    no_speech_prob: float
+    compression_ratio: float
+
+
+@runtime_checkable
+class Transcriber(Protocol):
+    """Anything that turns 16 kHz mono float32 samples into segments."""
+
+    name: str
+
+    def transcribe(self, samples: np.ndarray) -> list[Segment]: ...
+
+
+def is_hallucination(segment: Segment) -> bool:
+    """True for segments that are Whisper's inventions rather than speech."""
+    text = segment.text.strip()
+    if not text:
+        return True
+    if segment.no_speech_prob > NO_SPEECH_PROB_THRESHOLD and segment.avg_logprob < LOGPROB_THRESHOLD:
+        return True
+    if segment.compression_ratio > COMPRESSION_RATIO_THRESHOLD:
+        return True
+    if any(fragment in text for fragment in HALLUCINATED_FRAGMENTS):
+        return True
+    bare = _PUNCTUATION.sub("", text)
+    return bare in HALLUCINATED_LINES
+
+
+def clean_segments(segments: list[Segment]) -> list[Segment]:
+    return [s for s in segments if not is_hallucination(s)]
+
+
+def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
+    samples = np.asarray(samples, dtype=np.float32)
+    if samples.ndim != 1:
+        raise TranscriptionError(f"expected one channel of samples, got an array of shape {samples.shape}")
+    return samples
+
+
+class FasterWhisperTranscriber:
+    """faster-whisper (CTranslate2). ``model``: None = packaged base, a folder, or a name.
+
+    A name ("base", "large-v3") is looked up only in the local Hugging Face cache: the
+    monitor runs where model hubs are unreachable, so it never tries to download.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        compute_type: str = "int8",
+        cpu_threads: int | None = None,
+        beam_size: int = BEAM_SIZE,
+        condition_on_previous_text: bool = False,
+    ):
+        from monitor import asr_model
+
+        location = str(asr_model.packaged_model_dir() if model is None else model)
+        self.name = f"faster-whisper:{'packaged-base' if model is None else model}:{compute_type}"
+        self.beam_size = beam_size
+        # Off by default: with it on, one misheard line is fed back as context and can
+        # start a loop of repeated or invented text on the next window.
+        self.condition_on_previous_text = condition_on_previous_text
+        try:
+            from faster_whisper import WhisperModel
+
+            self._model = WhisperModel(
+                location,
+                device="cpu",
+                compute_type=compute_type,
+                cpu_threads=cpu_threads or os.cpu_count() or 1,
+                local_files_only=True,
+            )
+        except Exception as exc:  # any failure inside the library is a load failure
+            raise TranscriptionError(f"could not load faster-whisper model {location!r}: {exc}") from exc
+
+    def transcribe(self, samples: np.ndarray) -> list[Segment]:
+        samples = _as_mono_float32(samples)
+        try:
+            raw, _info = self._model.transcribe(
+                samples,
+                language=LANGUAGE,
+                task="transcribe",
+                beam_size=self.beam_size,
+                vad_filter=True,
+                condition_on_previous_text=self.condition_on_previous_text,
+            )
+            segments = [
+                Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob, s.compression_ratio)
+                for s in raw  # a generator: decoding happens here
+            ]
+        except Exception as exc:
+            raise TranscriptionError(f"faster-whisper failed: {exc}") from exc
+        return clean_segments(segments)
+
+
+class OpenAIWhisperTranscriber:
+    """openai-whisper (PyTorch), float32 on the CPU.
+
+    ``model``: None = the packaged base model converted to a checkpoint once; a path to
+    a ``.pt`` checkpoint; or a name ("base", "large-v3") found in whisper's download
+    cache (``$XDG_CACHE_HOME/whisper``), never downloaded.
+    """
+
+    def __init__(
+        self,
+        model: str | os.PathLike[str] | None = None,
+        cpu_threads: int | None = None,
+        beam_size: int = BEAM_SIZE,
+        condition_on_previous_text: bool = False,
+    ):
+        from monitor import asr_model
+
+        self.name = f"openai-whisper:{'packaged-base' if model is None else model}:float32"
+        self.beam_size = beam_size
+        self.condition_on_previous_text = condition_on_previous_text
+        # whisper.transcribe installs key/value-cache hooks on the shared model for the
+        # length of a call, so two threads must not transcribe on one model at once.
+        self._lock = threading.Lock()
+        checkpoint = asr_model.default_openai_checkpoint() if model is None else _openai_checkpoint_for(model)
+        try:
+            import torch
+            import whisper
+
+            if cpu_threads:
+                torch.set_num_threads(cpu_threads)
+            self._model = whisper.load_model(str(checkpoint), device="cpu")
+        except Exception as exc:
+            raise TranscriptionError(f"could not load openai-whisper model {str(checkpoint)!r}: {exc}") from exc
+
+    def transcribe(self, samples: np.ndarray) -> list[Segment]:
+        samples = _as_mono_float32(samples)
+        try:
+            with self._lock:
+                result = self._model.transcribe(
+                    samples,
+                    language=LANGUAGE,
+                    task="transcribe",
+                    beam_size=self.beam_size,
+                    fp16=False,
+                    condition_on_previous_text=self.condition_on_previous_text,
+                    verbose=None,
+                )
+            segments = [
+                Segment(
+                    float(s["start"]),
+                    float(s["end"]),
+                    s["text"].strip(),
+                    float(s["avg_logprob"]),
+                    float(s["no_speech_prob"]),
+                    float(s["compression_ratio"]),
+                )
+                for s in result["segments"]
+            ]
+        except Exception as exc:
+            raise TranscriptionError(f"openai-whisper failed: {exc}") from exc
+        return clean_segments(segments)
+
+
+def _openai_checkpoint_for(model: str | os.PathLike[str]) -> Path:
+    path = Path(model).expanduser()
+    if path.is_file():
+        return path
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whisper"
+    cached = cache / f"{model}.pt"
+    if cached.is_file():
+        return cached
+    raise TranscriptionError(
+        f"openai-whisper model {str(model)!r} is neither a checkpoint file nor in the whisper cache ({cache}); "
+        "no download is attempted: copy the .pt file there, pass its path, or omit the model to use the packaged base"
+    )
+
+
+_transcribers: dict[tuple, Transcriber] = {}
+_transcribers_lock = threading.Lock()
+
+
+def get_transcriber(
+    engine: str = "faster-whisper",
+    model: str | os.PathLike[str] | None = None,
+    compute_type: str | None = None,
+    cpu_threads: int | None = None,
+) -> Transcriber:
+    """One shared transcriber per (engine, model, compute type, threads) in this process.
+
+    Loading a model takes seconds and hundreds of megabytes, so a batch and the web
+    app's uploads share one instance. Thread-safe: two threads asking for the same
+    configuration get the same object, and the model loads once.
+    """
+    if engine not in ENGINES:
+        raise TranscriptionError(f"unknown speech engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    compute_type = compute_type or DEFAULT_COMPUTE_TYPE[engine]
+    if engine == "openai-whisper" and compute_type != "float32":
+        raise TranscriptionError(f"openai-whisper runs float32 on the CPU, not {compute_type}")
+    key = (engine, None if model is None else str(model), compute_type, cpu_threads)
+    with _transcribers_lock:
+        if key not in _transcribers:
+            if engine == "faster-whisper":
+                _transcribers[key] = FasterWhisperTranscriber(model, compute_type=compute_type, cpu_threads=cpu_threads)
+            else:
+                _transcribers[key] = OpenAIWhisperTranscriber(model, cpu_threads=cpu_threads)
+        return _transcribers[key]
+
+
+# --------------------------------------------------------------------------------------
+# From a recording to turns
+# --------------------------------------------------------------------------------------
+
+COLLECTOR_CHANNELS = ("left", "right")
+
+
+def turns_from_recording(
+    recording: Recording,
+    transcriber: Transcriber,
+    collector_channel: str = "left",
+) -> list[Turn]:
+    """Transcribe each channel and return the speech as time-ordered turns.
+
+    Stereo: the collector's channel (left by default, the usual recorder convention)
+    gives "collector" turns, the other "debtor". Mono: every turn is "unknown".
+    Adjacent segments of the same known speaker within ``MERGE_GAP_SECONDS`` join into
+    one turn; "unknown" segments never join, because a segment boundary in a mixed
+    channel is often exactly where the speaker changes.
+    """
+    if collector_channel not in COLLECTOR_CHANNELS:
+        raise ValueError(f"collector_channel must be 'left' or 'right', not {collector_channel!r}")
+    if recording.sample_rate != SAMPLE_RATE:
+        raise TranscriptionError(f"{recording.path}: expected {SAMPLE_RATE} Hz samples, got {recording.sample_rate}")
+
+    if len(recording.channels) == 2:
+        collector_index = COLLECTOR_CHANNELS.index(collector_channel)
+        speakers = ["debtor", "debtor"]
+        speakers[collector_index] = "collector"
+        labelled = [
+            (speaker, segment)
+            for speaker, samples in zip(speakers, recording.channels)
+            for segment in transcriber.transcribe(samples)
+        ]
+    else:
+        labelled = [("unknown", segment) for segment in transcriber.transcribe(recording.mono())]
+    return merge_segments(labelled)
+
+
+def merge_segments(labelled: list[tuple[str, Segment]]) -> list[Turn]:
+    """Order (speaker, segment) pairs by time and join a speaker's close segments."""
+    ordered = sorted(labelled, key=lambda pair: (pair[1].start, pair[1].end))
+    groups: list[tuple[str, list[Segment]]] = []
+    for speaker, segment in ordered:
+        if groups and _joins(groups[-1], speaker, segment):
+            groups[-1][1].append(segment)
+        else:
+            groups.append((speaker, [segment]))
+    return [_turn(speaker, segments) for speaker, segments in groups]
+
+
+def _joins(group: tuple[str, list[Segment]], speaker: str, segment: Segment) -> bool:
+    last_speaker, segments = group
+    return (
+        speaker == last_speaker
+        and speaker != "unknown"
+        and segment.start - segments[-1].end <= MERGE_GAP_SECONDS
+        and segment.end - segments[0].start <= MAX_TURN_SECONDS
+    )
+
+
+def _turn(speaker: str, segments: list[Segment]) -> Turn:
+    text = ""
+    for segment in segments:
+        text = _join_text(text, segment.text)
+    # Confidence: exp of the mean token log-probability, each segment weighted by its
+    # text length (a proxy for its token count); a per-token probability in (0, 1].
+    weights = [max(len(s.text), 1) for s in segments]
+    mean_logprob = sum(w * s.avg_logprob for w, s in zip(weights, segments)) / sum(weights)
+    return Turn(
+        speaker=speaker,
+        text=text,
+        start=round(segments[0].start, 3),
+        end=round(max(s.end for s in segments), 3),
+        confidence=round(min(1.0, math.exp(mean_logprob)), 4),
+    )
+
+
+def _join_text(left: str, right: str) -> str:
+    """Chinese runs on without spaces; keep a space only between two Latin words."""
+    if not left:
+        return right
+    if left[-1].isascii() and left[-1].isalnum() and right[:1].isascii() and right[:1].isalnum():
+        return f"{left} {right}"
+    return left + right
