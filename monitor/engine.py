@@ -193,8 +193,9 @@ class Engine:
     # -- scanning ------------------------------------------------------------------------
 
     def scan(self, call: Call, earlier_calls: list[Call] | tuple[Call, ...] = ()) -> CallResult:
-        """Findings for one call. ``earlier_calls`` are other calls to the same debtor
-        that started before this one (from the same input or the store)."""
+        """Findings for one call. ``earlier_calls`` are the calls to the same debtor that
+        came before this one (from the same input or the store); the caller decides the
+        order of calls that started at the same moment."""
         ruleset, sink = self._compiled()
         facts = [
             {"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": self.signals(turn.text)}
@@ -243,7 +244,6 @@ class Engine:
                     and other.debtor_id == call.debtor_id
                     and other.direction in spec.directions
                     and first_day <= other.started_at.astimezone(spec.timezone).date() <= local.date()
-                    and other.started_at <= call.started_at
                 )
                 facts.append({"sid": _SID, "kind": "tally", "rule": rule.id, "direction": call.direction, "nth": before + 1})
         return facts

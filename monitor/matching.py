@@ -60,6 +60,9 @@ class Guards:
 
 
 def _negated(before: str) -> bool:
+    # A bare 不/没/别 right before the matched words negates them: 我们不收现金.
+    if before and before[-1] in "不没别未勿" and not (len(before) > 1 and before[-2] in "是会能要有"):
+        return True
     cue = NEGATION_CUE.search(before)
     if cue is None:
         return False
@@ -160,12 +163,14 @@ class RegexMatcher(Matcher):
 @dataclass(frozen=True, eq=False)
 class NearMatcher(Matcher):
     """``first`` and ``second`` within ``within`` jieba tokens of each other (in that
-    order when ``ordered``). The span covers both."""
+    order when ``ordered``; with no punctuation between them when ``same_clause``).
+    The span covers both."""
 
     first: Matcher
     second: Matcher
     within: int
     ordered: bool
+    same_clause: bool = False
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
         a_spans = self.first.find(text, guards)
@@ -180,6 +185,8 @@ class NearMatcher(Matcher):
                 if self.ordered and b[0] < a[1]:
                     continue
                 left, right = (a, b) if a[0] <= b[0] else (b, a)
+                if self.same_clause and _CLAUSE_BREAK.search(text.norm, left[1], right[0]):
+                    continue
                 gap = text.token_index(right[0]) - text.token_index(left[1] - 1)
                 if gap <= self.within:
                     found.append((left[0], right[1]))

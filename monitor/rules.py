@@ -143,6 +143,7 @@ LEXICON_SCHEMA = {
     },
 }
 
+_LEXICON_REF = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 _EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not")
 
 
@@ -343,7 +344,7 @@ class _ExprCompiler:
             self.problems.add(self.path, line, f"{where}: expected a mapping with one of {', '.join(_EXPR_KEYS)}")
             return None
         keys = [k for k in node if k in _EXPR_KEYS]
-        extra = [k for k in node if k not in _EXPR_KEYS + ("within", "ordered", "pinyin")]
+        extra = [k for k in node if k not in _EXPR_KEYS + ("within", "ordered", "same_clause", "pinyin")]
         if len(keys) != 1 or extra:
             self.problems.add(
                 self.path, line,
@@ -376,6 +377,22 @@ class _ExprCompiler:
         self.count += 1
         return Leaf(f"{self.rule_id}/{self.count}", matcher, self.guards)
 
+    def expand_lexicons(self, pattern: str) -> tuple[str, str | None]:
+        """Replace each {lexicon_name} in a regex with a group of that lexicon's terms
+        (exact spellings only; pinyin matching needs the `lexicon` matcher)."""
+        unknown = None
+
+        def replace(m: re.Match) -> str:
+            nonlocal unknown
+            lexicon = self.lexicons.get(m.group(1))
+            if lexicon is None:
+                unknown = unknown or m.group(1)
+                return m.group(0)
+            terms = sorted(set(lexicon.terms), key=len, reverse=True)
+            return "(?:" + "|".join(re.escape(t) for t in terms) + ")"
+
+        return _LEXICON_REF.sub(replace, pattern), unknown
+
     def matcher(self, node, kind, value, line, where) -> Matcher | None:
         if kind == "lexicon":
             names = [value] if isinstance(value, str) else value
@@ -402,6 +419,10 @@ class _ExprCompiler:
             if not isinstance(value, str) or not value:
                 self.problems.add(self.path, line, f"{where}.regex: expected a pattern string")
                 return None
+            value, unknown = self.expand_lexicons(value)
+            if unknown:
+                self.problems.add(self.path, line, f"{where}.regex: unknown lexicon {{{unknown}}} (no rules/lexicons/{unknown}.yaml)")
+                return None
             try:
                 pattern = re.compile(value)
             except re.error as exc:
@@ -426,7 +447,8 @@ class _ExprCompiler:
                 if part is None:
                     return None
                 parts.append(part)
-            return NearMatcher(parts[0], parts[1], within, bool(node.get("ordered", False)))
+            return NearMatcher(parts[0], parts[1], within, bool(node.get("ordered", False)),
+                               bool(node.get("same_clause", False)))
         return None
 
 

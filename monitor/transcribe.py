@@ -87,6 +87,9 @@ HALLUCINATED_LINES = (
     "我們下期再見",
 )
 
+# A pause this long inside one recognised segment is where the other speaker talked
+# (or a new sentence starts): the segment is cut there.
+SPLIT_PAUSE_SECONDS = 1.0
 # Two segments of one speaker closer than this are one turn: Whisper cuts long
 # utterances at its own timestamps, and a rule should see the whole sentence.
 MERGE_GAP_SECONDS = 1.0
@@ -189,14 +192,43 @@ class FasterWhisperTranscriber:
                 beam_size=self.beam_size,
                 vad_filter=True,
                 condition_on_previous_text=self.condition_on_previous_text,
+                # Word times are what keep turns apart: the VAD joins the speech of one
+                # channel into a single window, so one Whisper segment can run across
+                # the other speaker's turn; its words still carry their real times.
+                word_timestamps=True,
             )
-            segments = [
-                Segment(s.start, s.end, s.text.strip(), s.avg_logprob, s.no_speech_prob, s.compression_ratio)
-                for s in raw  # a generator: decoding happens here
-            ]
+            segments = [piece for s in raw for piece in _split_at_pauses(s)]  # decoding happens here
         except Exception as exc:
             raise TranscriptionError(f"faster-whisper failed: {exc}") from exc
         return clean_segments(segments)
+
+
+def _split_at_pauses(segment) -> list[Segment]:
+    """Cut a faster-whisper segment wherever its words pause longer than SPLIT_PAUSE_SECONDS.
+
+    Each piece's avg_logprob is the mean log-probability of its words, so confidence is
+    per utterance rather than per 30-second window (which all its segments share).
+    """
+    words = [w for w in (segment.words or []) if w.word.strip()]
+    if not words:
+        return [Segment(segment.start, segment.end, segment.text.strip(), segment.avg_logprob,
+                        segment.no_speech_prob, segment.compression_ratio)]
+    runs = [[words[0]]]
+    for previous, word in zip(words, words[1:]):
+        if word.start - previous.end > SPLIT_PAUSE_SECONDS:
+            runs.append([])
+        runs[-1].append(word)
+    return [
+        Segment(
+            start=run[0].start,
+            end=run[-1].end,
+            text="".join(w.word for w in run).strip(),
+            avg_logprob=sum(math.log(max(w.probability, 1e-6)) for w in run) / len(run),
+            no_speech_prob=segment.no_speech_prob,
+            compression_ratio=segment.compression_ratio,
+        )
+        for run in runs
+    ]
 
 
 class OpenAIWhisperTranscriber:
@@ -222,19 +254,33 @@ class OpenAIWhisperTranscriber:
         # whisper.transcribe installs key/value-cache hooks on the shared model for the
         # length of a call, so two threads must not transcribe on one model at once.
         self._lock = threading.Lock()
-        checkpoint = asr_model.default_openai_checkpoint() if model is None else _openai_checkpoint_for(model)
         try:
             import torch
             import whisper
 
             if cpu_threads:
                 torch.set_num_threads(cpu_threads)
-            self._model = whisper.load_model(str(checkpoint), device="cpu")
         except Exception as exc:
-            raise TranscriptionError(f"could not load openai-whisper model {str(checkpoint)!r}: {exc}") from exc
+            raise TranscriptionError(f"openai-whisper is not usable: {exc}") from exc
+        if model is None:
+            ct2_dir = asr_model.packaged_model_dir()
+            source = str(asr_model.default_openai_checkpoint())
+        else:
+            ct2_dir = None
+            source = _openai_checkpoint_for(model, whisper.available_models())
+        try:
+            self._model = whisper.load_model(source, device="cpu")
+        except Exception as exc:
+            raise TranscriptionError(f"could not load openai-whisper model {source!r}: {exc}") from exc
+        if ct2_dir is not None:
+            dims = self._model.dims
+            heads = asr_model.alignment_heads_dump(ct2_dir, dims.n_text_layer, dims.n_text_head)
+            if heads is not None:
+                self._model.set_alignment_heads(heads)
 
     def transcribe(self, samples: np.ndarray) -> list[Segment]:
-        samples = _as_mono_float32(samples)
+        # whisper hands the array to torch.from_numpy, which warns on read-only arrays.
+        samples = np.array(_as_mono_float32(samples), copy=True)
         try:
             with self._lock:
                 result = self._model.transcribe(
@@ -244,32 +290,48 @@ class OpenAIWhisperTranscriber:
                     beam_size=self.beam_size,
                     fp16=False,
                     condition_on_previous_text=self.condition_on_previous_text,
+                    # No VAD here: Whisper reads each channel's silence too, and its
+                    # segment times drift across it. Word times put turns back in place.
+                    word_timestamps=True,
                     verbose=None,
                 )
-            segments = [
-                Segment(
-                    float(s["start"]),
-                    float(s["end"]),
-                    s["text"].strip(),
-                    float(s["avg_logprob"]),
-                    float(s["no_speech_prob"]),
-                    float(s["compression_ratio"]),
-                )
-                for s in result["segments"]
-            ]
+            segments = [piece for s in result["segments"] for piece in _split_at_pauses(_OpenAISegment(s))]
         except Exception as exc:
             raise TranscriptionError(f"openai-whisper failed: {exc}") from exc
         return clean_segments(segments)
 
 
-def _openai_checkpoint_for(model: str | os.PathLike[str]) -> Path:
+class _OpenAIWord:
+    def __init__(self, word: dict):
+        self.word, self.start, self.end, self.probability = word["word"], word["start"], word["end"], word["probability"]
+
+
+class _OpenAISegment:
+    """openai-whisper's segment dict seen through faster-whisper's attribute names."""
+
+    def __init__(self, segment: dict):
+        self.start = float(segment["start"])
+        self.end = float(segment["end"])
+        self.text = segment["text"]
+        self.avg_logprob = float(segment["avg_logprob"])
+        self.no_speech_prob = float(segment["no_speech_prob"])
+        self.compression_ratio = float(segment["compression_ratio"])
+        self.words = [_OpenAIWord(w) for w in segment.get("words") or ()]
+
+
+def _openai_checkpoint_for(model: str | os.PathLike[str], known_names: list[str]) -> str:
+    """A checkpoint path, or an official model name already in whisper's cache.
+
+    Names go to ``whisper.load_model`` by name so it checks the file's SHA-256 and sets
+    the model's alignment heads; only names already downloaded are accepted, so the
+    monitor never starts a download.
+    """
     path = Path(model).expanduser()
     if path.is_file():
-        return path
+        return str(path)
     cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "whisper"
-    cached = cache / f"{model}.pt"
-    if cached.is_file():
-        return cached
+    if str(model) in known_names and (cache / f"{model}.pt").is_file():
+        return str(model)
     raise TranscriptionError(
         f"openai-whisper model {str(model)!r} is neither a checkpoint file nor in the whisper cache ({cache}); "
         "no download is attempted: copy the .pt file there, pass its path, or omit the model to use the packaged base"

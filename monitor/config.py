@@ -1,0 +1,32 @@
+"""One table of settings, read from the environment, shared by the CLI and the web app.
+
+Each setting has a name, the environment variable that sets it, a default and a help
+text; `monitor settings` prints them all and a test checks each is documented.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    env: str
+    default: str
+    help: str
+
+
+SETTINGS = (
+    Setting("rules_dir", "MONITOR_RULES", "", "Folder of rule files; empty means the rules/ folder shipped with the monitor."),
+    Setting("timezone", "MONITOR_TIMEZONE", "Asia/Shanghai", "Time zone of call start times given without a UTC offset."),
+)
+
+_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+def get(name: str) -> str:
+    """The value of a setting: its environment variable if set, else its default."""
+    setting = _BY_NAME[name]
+    return os.environ.get(setting.env, setting.default)
