@@ -17,21 +17,36 @@ Span = tuple[int, int]
 
 _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 
-# A negation cue directly before the matched words (at most a few characters between)
-# cancels the match: 我们不会上门, 我们不是法院, 不会透露给任何第三方. Bare 不 is not a cue:
-# "不还钱就去你单位" is a threat.
+# A negation cue shortly before the matched words cancels the match: 我们不会上门,
+# 我们不是法院, 也不会让您转到任何个人账户. Bare 不 is not a cue on its own: in
+# "不还钱就去你单位" it negates something else.
 NEGATION_CUE = re.compile(
-    r"(不会|不能|不可能|不可以|不是|没有|没|并不|并没|绝不|绝对不|从不|从来不|从没|不要|别|"
-    r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准)"
-    r"[^,.!?;:]{0,4}$"
+    r"(不会|不能|不可能|不可以|不是|没有|并不|并没|绝不|绝对不|从不|从来不|从没|不要|"
+    r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准|"
+    r"不兴|不搞|不让|不叫|不给|不会让|不可)"
+    r"[^,.!?;:]{0,8}$"
 )
+# 没 and 别 deny only what follows them closely.
+_SHORT_NEGATION = re.compile(r"(没|别|莫|甭)[^,.!?;:]{0,2}$")
+# ... and a bare 不 only right after a subject or adverb: 我们不收现金, 我们从来不收.
+_BARE_NOT_AFTER = "们我司都也来绝并决律"
 # "别以为我们不会去" is a double negative: still a threat.
-_DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说)[^,.!?;:]{0,8}$")
+_DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)[^,.!?;:]{0,8}$")
+# Inside a longer regex match, these words deny it: "我们不会跟您的紧急联系人讲".
+_INNER_NEGATION = re.compile(r"(不会|不能|不可能|不可以|没有|并不|绝不|从不|不要|不得|禁止|不允许|不用|不再)")
+# The clause goes on to deny or refuse what was matched: 上门这种事我们是不做的,
+# 您说转我卫星这个不行的, 立案的事现在没有.
+_DENIED_AFTER = re.compile(
+    r"^[^,.!?;:]{0,12}(不做|不会做|是不允许|不允许|不行|不可以|是违规|违规的|违法的|是禁止|"
+    r"不存在|现在没有|是没有|都别信|别信|都别给|不能给|不能转|没这回事|没有这回事|不靠谱)"
+)
 
 # Reporting and quoting frames: the speaker relates what someone else said or did.
 QUOTE_FRAME = re.compile(
-    r"((你|您|他|她|有人|对方|客户|你们)(刚才|刚刚|上次|之前|前面|昨天)(说|讲|提|问|投诉)|"
+    r"((你|您|他|她|有人|对方|客户|你们)(刚才|刚刚|上次|之前|前面|昨天)(说|讲|提|问|投诉|骂)|"
     r"(你|您|他|她|有人|对方)(说|讲|提到|问)(的|过|要|想|让)|(他|她|有人|对方|人家|他们)(说|讲)|"
+    r"(同事|员工|催收员|那个人|别人|有的人|个别人)(说|讲)(要|过|的|了)|"
+    r"您(刚才|刚刚)?(说|讲|提到|问)|"
     r"冒充|自称|假冒|谎称|声称|投诉说|举报说|所谓)"
 )
 
@@ -42,15 +57,20 @@ class Guards:
     quotation: bool = True
     allow: tuple[str, ...] = ()
 
-    def keep(self, text: Analysed, span: Span) -> bool:
+    def keep(self, text: Analysed, span: Span, inner: bool = False) -> bool:
+        """Whether a matched span stands. ``inner`` also looks for a denial inside the
+        span (for regex matches that cover a whole phrase)."""
         start, end = span
         norm = text.norm
         if self.allow and _inside_allowed(norm, span, self.allow):
             return False
         clause_start = _clause_start(norm, start)
         before = norm[clause_start:start]
-        if self.negation and _negated(before):
-            return False
+        if self.negation:
+            if _negated(before) or _DENIED_AFTER.search(norm[end:]):
+                return False
+            if inner and _INNER_NEGATION.search(norm[start:end]):
+                return False
         if self.quotation:
             if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
                 return False  # inside quotation marks
@@ -60,20 +80,19 @@ class Guards:
 
 
 def _negated(before: str) -> bool:
-    # A bare 不/没/别 right before the matched words negates them: 我们不收现金.
-    if before and before[-1] in "不没别未勿" and not (len(before) > 1 and before[-2] in "是会能要有"):
+    if len(before) >= 2 and before[-1] == "不" and before[-2] in _BARE_NOT_AFTER:
         return True
+    if _SHORT_NEGATION.search(before):
+        return not _DOUBLE_NEGATIVE.search(before)
     cue = NEGATION_CUE.search(before)
     if cue is None:
         return False
     head = before[: cue.start()]
     word = cue.group(1)
-    # 是不是 / 会不会 / 有没有 ask a question; they deny nothing.
-    if word[0] in "不没" and head and len(word) > 1 and head[-1] in (word[1], "有"):
+    # 是不是 / 会不会 / 能不能 ask a question; they deny nothing.
+    if word[0] == "不" and head and len(word) > 1 and head[-1] == word[1]:
         return False
-    if word[0] in "不没" and len(word) == 1 and head and cue.end(1) < len(before) and head[-1] == before[cue.end(1)]:
-        return False
-    return not _DOUBLE_NEGATIVE.search(head)
+    return not _DOUBLE_NEGATIVE.search(before)
 
 
 def _clause_start(norm: str, pos: int) -> int:
@@ -138,9 +157,9 @@ class TermsMatcher(Matcher):
                 if keys[i] != first or keys[i : i + n] != pt.keys:
                     continue
                 span = (i, i + n)
-                # A homophone must be a word of its own (jieba boundaries), not the middle
-                # of another word, and not part of a known innocent phrase.
-                if text.norm[i : i + n] != pt.term and not text.on_token_boundaries(*span):
+                # A homophone must not cut through another dictionary word (老来 in
+                # 老来得子), nor sit in a phrase listed as innocent.
+                if text.norm[i : i + n] != pt.term and text.cuts_a_word(*span):
                     continue
                 if pt.exceptions and _inside_allowed(text.norm, span, pt.exceptions):
                     continue
@@ -157,7 +176,7 @@ class RegexMatcher(Matcher):
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
         spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
-        return [s for s in spans if guards.keep(text, s)]
+        return [s for s in spans if guards.keep(text, s, inner=True)]
 
 
 @dataclass(frozen=True, eq=False)

@@ -582,25 +582,35 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml"))
 
 
-def load_rules(directory: Path | str | None = None) -> RulePack:
-    """Load, validate and compile every rule in ``directory``. Raises RuleError listing
-    every problem found (it does not stop at the first)."""
+def collect_rules(directory: Path | str | None = None) -> tuple[RulePack | None, list[RuleProblem]]:
+    """Load every rule that is valid and list the problems of the others. Lets a check
+    report broken files and failing examples of the good ones in one run."""
     directory = Path(directory) if directory else DEFAULT_RULES_DIR
     problems = _Problems()
     if not directory.is_dir():
-        raise RuleError([RuleProblem(str(directory), None, "rules folder not found")])
+        return None, [RuleProblem(str(directory), None, "rules folder not found")]
     lexicons = _load_lexicons(directory, problems)
     rules = []
     for path in rule_files(directory):
         rule = _load_rule(path, lexicons, problems)
         if rule is not None:
             rules.append(rule)
-    if not rules and not problems.items:
-        problems.add(directory, None, "no rule files (*.yaml) in this folder")
-    if problems.items:
-        raise RuleError(problems.items)
+    if not rules:
+        if not problems.items:
+            problems.add(directory, None, "no rule files (*.yaml) in this folder")
+        return None, problems.items
     digest = hashlib.sha256()
     for path in sorted([*rule_files(directory), *(directory / "lexicons").glob("*.yaml")]):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     domain_words = [t for lex in lexicons.values() for t in lex.terms]
-    return RulePack(directory, tuple(rules), digest.hexdigest()[:12], TextAnalyser(domain_words))
+    pack = RulePack(directory, tuple(rules), digest.hexdigest()[:12], TextAnalyser(domain_words))
+    return pack, problems.items
+
+
+def load_rules(directory: Path | str | None = None) -> RulePack:
+    """Load, validate and compile every rule in ``directory``. Raises RuleError listing
+    every problem found (it does not stop at the first)."""
+    pack, problems = collect_rules(directory)
+    if problems or pack is None:
+        raise RuleError(problems)
+    return pack

@@ -14,7 +14,7 @@ from . import config
 from .engine import Engine
 from .errors import InputError, RuleError, RuleProblem
 from .models import Call, Turn
-from .rules import Example, Rule, RulePack, load_rules
+from .rules import Example, Rule, collect_rules
 from .scan import parse_time
 
 _EXAMPLE_DEBTOR = "example-debtor"
@@ -96,11 +96,10 @@ def _describe(example: Example) -> str:
 def load_engine(directory: Path | str | None = None) -> Engine:
     """Load the rules, compile them, and run their examples. Raises RuleError with every
     problem (syntax, schema, regex, failing example), each located."""
-    pack: RulePack = load_rules(directory or config.get("rules_dir") or None)
-    engine = Engine(pack)
-    failures = [o.problem for o in run_examples(engine) if not o.passed]
-    if failures:
-        raise RuleError(failures)
+    pack, problems = collect_rules(directory or config.get("rules_dir") or None)
+    engine = Engine(pack) if pack is not None else None
+    if engine is not None:
+        problems = problems + [o.problem for o in run_examples(engine) if not o.passed]
+    if problems:
+        raise RuleError(problems)
     return engine
-
-

@@ -114,6 +114,8 @@ class Analysed:
     norm: str
     tokens: tuple[tuple[int, int], ...]
     keys: tuple[str, ...]
+    # For each token: is it a dictionary word (rather than a guess of jieba's HMM)?
+    known: tuple[bool, ...] = ()
 
     def token_index(self, char_pos: int) -> int:
         """Index of the token that contains the character at ``char_pos``."""
@@ -134,6 +136,14 @@ class Analysed:
         ends = {e for _, e in self.tokens}
         return start in starts and end in ends
 
+    def cuts_a_word(self, start: int, end: int) -> bool:
+        """Whether [start, end) cuts through a multi-character dictionary word, as 老来
+        would cut 老来得子. Tokens jieba only guessed do not count."""
+        for (s, e), known in zip(self.tokens, self.known):
+            if known and e - s > 1 and s < end and start < e and not (start <= s and e <= end):
+                return True
+        return False
+
 
 class TextAnalyser:
     """Owns one jieba Tokenizer (never the module-global one), loaded with the domain
@@ -149,15 +159,20 @@ class TextAnalyser:
                 self._tokenizer.add_word(word, freq=20000)
         self._lock = threading.Lock()
 
-    def tokens(self, norm: str) -> tuple[tuple[int, int], ...]:
+    def tokens(self, norm: str) -> tuple[tuple[tuple[int, int], ...], tuple[bool, ...]]:
+        """Character spans of the jieba words of ``norm``, and whether each is a
+        dictionary word."""
         with self._lock:  # jieba's Tokenizer keeps mutable caches
             words = list(self._tokenizer.cut(norm, HMM=True))
-        spans, pos = [], 0
+        spans, known, pos = [], [], 0
         for word in words:
-            spans.append((pos, pos + len(word)))
+            if word.strip():
+                spans.append((pos, pos + len(word)))
+                known.append(bool(self._tokenizer.FREQ.get(word)))
             pos += len(word)
-        return tuple((s, e) for s, e in spans if norm[s:e].strip())
+        return tuple(spans), tuple(known)
 
     def analyse(self, raw: str) -> Analysed:
         norm = normalise(raw)
-        return Analysed(raw=raw, norm=norm, tokens=self.tokens(norm), keys=pinyin_keys(norm))
+        tokens, known = self.tokens(norm)
+        return Analysed(raw=raw, norm=norm, tokens=tokens, keys=pinyin_keys(norm), known=known)

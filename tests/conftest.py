@@ -1,0 +1,26 @@
+"""Shared fixtures. The rule engine is loaded once per test session (rules are data;
+loading is the slow part)."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("MONITOR_SHARED", REPO.parent / "shared"))
+DEVSET = SHARED / "devset"
+
+
+@pytest.fixture(scope="session")
+def engine():
+    from monitor.ruletest import load_engine
+
+    return load_engine(REPO / "rules")
+
+
+def require_devset() -> Path:
+    if not (DEVSET / "utterances.jsonl").exists():
+        pytest.skip(f"dev set not found at {DEVSET} (set MONITOR_SHARED)")
+    return DEVSET

@@ -1,0 +1,119 @@
+"""The engine: findings come from durable_rules, calls are isolated, threads are safe."""
+
+import random
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
+from pathlib import Path
+
+from monitor.engine import Engine
+from monitor.models import Call, Turn
+from monitor.rules import load_rules
+
+CONTEXT_RULE = """\
+id: threat-context-demo
+title: t
+description: d
+category: threat
+severity: high
+legal_basis: [x]
+match: {terms: [注意安全]}
+after: {match: {terms: [走夜路]}, within_turns: 2}
+examples:
+  fire:
+    - turns: [{text: 你走夜路吧}, {text: 注意安全}]
+  quiet: [注意安全]
+"""
+
+
+def call(*turns, **meta) -> Call:
+    return Call(id=meta.pop("id", "c"), turns=tuple(Turn(s, t) for s, t in turns), **meta)
+
+
+def test_debtor_words_are_never_findings(engine):
+    result = engine.scan(call(("debtor", "你个傻逼，信不信我弄死你，转我微信")))
+    assert result.findings == ()
+
+
+def test_unknown_speaker_is_flagged_but_not_verified(engine):
+    [finding] = [f for f in engine.scan(call(("unknown", "你个傻逼"))).findings]
+    assert finding.category == "abuse" and finding.speaker_verified is False
+    [finding] = engine.scan(call(("collector", "你个傻逼"))).findings
+    assert finding.speaker_verified is True
+
+
+def test_findings_carry_turn_times_and_evidence(engine):
+    turns = (Turn("collector", "您好"), Turn("collector", "明天我们就上你家", start=3.5, end=6.0))
+    [finding] = engine.scan(Call("c", turns)).findings
+    assert (finding.turn, finding.start, finding.end) == (1, 3.5, 6.0)
+    assert finding.evidence == "明天我们就上你家" and finding.matched == "上你家"
+    assert finding.legal_basis
+
+
+def test_a_line_can_carry_several_categories(engine):
+    result = engine.scan(call(("collector", "再不还就抓你去坐牢，你家里人我们都通知了")))
+    assert result.categories == ["third_party", "threat"]
+
+
+def test_context_rule_fires_only_after_its_context(engine):
+    threat = call(("collector", "你住的小区晚上挺黑的"), ("debtor", "什么意思"), ("collector", "提醒你注意安全嘛"))
+    assert [(f.rule, f.turn) for f in engine.scan(threat).findings] == [("threat-veiled-followup", 2)]
+    reversed_order = call(("collector", "提醒你注意安全嘛"), ("collector", "你住的小区晚上挺黑的"))
+    assert "threat-veiled-followup" not in {f.rule for f in engine.scan(reversed_order).findings}
+
+
+def test_no_state_survives_from_one_call_to_the_next(engine):
+    first = call(("collector", "你住的小区晚上挺黑的"), id="a")
+    second = call(("collector", "提醒你注意安全嘛"), id="b")
+    engine.scan(first)
+    assert engine.scan(second).findings == ()
+
+
+def test_context_window_matches_a_plain_oracle(tmp_path: Path):
+    """Random turn sequences through durable_rules agree with a direct reading of the
+    rule: 注意安全 fires when 走夜路 was said 1–2 turns before by a non-debtor."""
+    (tmp_path / "lexicons").mkdir()
+    (tmp_path / "threat-context-demo.yaml").write_text(CONTEXT_RULE, encoding="utf-8")
+    engine = Engine(load_rules(tmp_path))
+    rng = random.Random(7)
+    words = {"A": "你走夜路吧", "B": "注意安全", "x": "您好"}
+    for _ in range(400):
+        seq = [(rng.choice("ABx"), rng.choice(["collector", "debtor", "unknown"])) for _ in range(rng.randint(1, 7))]
+        found = sorted(f.turn for f in engine.scan(call(*[(s, words[w]) for w, s in seq])).findings)
+        expected = [
+            j for j, (w, s) in enumerate(seq)
+            if w == "B" and s != "debtor"
+            and any(seq[i][0] == "A" and seq[i][1] != "debtor" for i in range(max(0, j - 2), j))
+        ]
+        assert found == expected, seq
+
+
+def test_scanning_from_many_threads_gives_the_same_findings(engine):
+    texts = ["你个傻逼", "您好，请按时还款", "转我微信就行", "我是法院的", "你老家我们已经派人去了", "我们不会上门"]
+    calls = [call(("collector", texts[i % len(texts)]), ("collector", texts[(i * 7) % len(texts)]), id=str(i)) for i in range(300)]
+    expected = [[(f.rule, f.turn) for f in engine.scan(c).findings] for c in calls]
+    barrier = threading.Barrier(4)
+
+    def scan(c):
+        return [(f.rule, f.turn) for f in engine.scan(c).findings]
+
+    def warm(_):
+        barrier.wait()
+        return engine.scan(calls[0])
+
+    with ThreadPoolExecutor(4) as pool:
+        list(pool.map(warm, range(4)))
+        got = list(pool.map(scan, calls))
+    assert got == expected
+
+
+def test_call_rules_use_local_time_and_earlier_calls(engine):
+    zone_offset = "+08:00"
+    day = datetime.fromisoformat(f"2026-03-02T09:00:00{zone_offset}")
+    calls = [call(("collector", "您好"), id=f"c{i}", started_at=day + timedelta(hours=2 * i), debtor_id="D1") for i in range(5)]
+    flagged = [engine.scan(c, calls[:i]).categories for i, c in enumerate(calls)]
+    assert flagged == [[], [], [], ["call_frequency"], ["call_frequency"]]
+    night = call(("collector", "您好"), started_at=datetime.fromisoformat("2026-03-02T22:30:00+08:00"))
+    assert engine.scan(night).categories == ["off_hours"]
+    inbound = Call("i", night.turns, started_at=night.started_at, direction="inbound")
+    assert engine.scan(inbound).categories == []
