@@ -197,10 +197,13 @@ class Engine:
         came before this one (from the same input or the store); the caller decides the
         order of calls that started at the same moment."""
         ruleset, sink = self._compiled()
-        facts = [
-            {"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": self.signals(turn.text)}
-            for i, turn in enumerate(call.turns)
-        ]
+        facts = []
+        for i, turn in enumerate(call.turns):
+            signals = self.signals(turn.text)
+            # Every rule condition needs at least one signal present, so a turn that
+            # raised none cannot match anything: it is not asserted at all.
+            if len(signals) > 1:
+                facts.append({"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": signals})
         facts.extend(self._call_facts(call, earlier_calls))
         sink.hits = []
         asserted = []

@@ -23,11 +23,11 @@ _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 NEGATION_CUE = re.compile(
     r"(不会|不能|不可能|不可以|不是|没有|并不|并没|绝不|绝对不|从不|从来不|从没|不要|"
     r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准|"
-    r"不兴|不搞|不让|不叫|不给|不会让|不可)"
+    r"不兴|不搞|不让|不叫|不给|不会让|不可|唔好|唔会|唔系|唔使|唔准|唔可以)"
     r"[^,.!?;:]{0,8}$"
 )
 # 没 and 别 deny only what follows them closely.
-_SHORT_NEGATION = re.compile(r"(没|别|莫|甭)[^,.!?;:]{0,2}$")
+_SHORT_NEGATION = re.compile(r"(没|别|莫|甭|冇)[^,.!?;:]{0,4}$")
 # ... and a bare 不 only right after a subject or adverb: 我们不收现金, 我们从来不收.
 _BARE_NOT_AFTER = "们我司都也来绝并决律"
 # "别以为我们不会去" is a double negative: still a threat.
@@ -143,8 +143,11 @@ class TermsMatcher(Matcher):
         return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex)
 
     def raw_spans(self, text: Analysed) -> list[Span]:
-        spans = [m.span() for m in self._regex.finditer(text.norm)] if self._regex else []
-        spans.extend(self._pinyin_spans(text))
+        spans = text.memo.get(id(self))
+        if spans is None:
+            spans = [m.span() for m in self._regex.finditer(text.norm)] if self._regex else []
+            spans.extend(self._pinyin_spans(text))
+            text.memo[id(self)] = spans
         return spans
 
     def _pinyin_spans(self, text: Analysed) -> list[Span]:
@@ -167,7 +170,8 @@ class TermsMatcher(Matcher):
         return found
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
-        return [s for s in self.raw_spans(text) if guards.keep(text, s)]
+        spans = self.raw_spans(text)
+        return [s for s in spans if guards.keep(text, s)] if spans else spans
 
 
 @dataclass(frozen=True, eq=False)
@@ -175,6 +179,8 @@ class RegexMatcher(Matcher):
     pattern: re.Pattern
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
+        if self.pattern.search(text.norm) is None:  # the common case, answered in C
+            return []
         spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
         return [s for s in spans if guards.keep(text, s, inner=True)]
 

@@ -227,6 +227,17 @@ class Rule:
         return found
 
 
+def _has_positive(tree) -> bool:
+    """Whether every way ``tree`` can hold requires some words to be present."""
+    if isinstance(tree, Leaf):
+        return True
+    if isinstance(tree, AnyOf):
+        return all(_has_positive(item) for item in tree.items)
+    if isinstance(tree, AllOf):
+        return any(_has_positive(item) for item in tree.items)
+    return False
+
+
 def _collect_leaves(tree, found: list, skip_negated: bool = False) -> None:
     if isinstance(tree, Leaf):
         found.append(tree)
@@ -557,6 +568,8 @@ def _load_rule(path: Path, lexicons: dict, problems: _Problems) -> Rule | None:
         call = _compile_call(doc, path, problems)
         if call is not None and call.kind != doc["category"]:
             problems.add(path, doc.key_lines["call"], f"call.kind '{call.kind}' differs from category '{doc['category']}'")
+    if match is not None and not _has_positive(match):
+        problems.add(path, doc.key_lines["match"], "match: needs a matcher that is not under 'not' in every alternative")
     examples = _examples(doc, path, has_call, problems)
     if len(problems.items) > before:
         return None

@@ -14,7 +14,6 @@ import re
 import threading
 import unicodedata
 import warnings
-from dataclasses import dataclass
 
 import opencc
 from pypinyin import Style, lazy_pinyin
@@ -102,34 +101,52 @@ def pinyin_keys(text: str) -> tuple[str, ...]:
 # --- tokens ----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
 class Analysed:
     """A turn's text in the forms the matchers use.
 
-    ``tokens`` are (start, end) character spans of jieba words in ``norm``; ``keys`` has
-    one pinyin key per character of ``norm``.
+    ``norm`` is the normalised text and ``keys`` has one pinyin key per character of it.
+    ``tokens`` are (start, end) character spans of jieba words in ``norm``; they are cut
+    only when a matcher first needs them (most turns never do).
     """
 
-    raw: str
-    norm: str
-    tokens: tuple[tuple[int, int], ...]
-    keys: tuple[str, ...]
-    # For each token: is it a dictionary word (rather than a guess of jieba's HMM)?
-    known: tuple[bool, ...] = ()
+    __slots__ = ("raw", "norm", "keys", "memo", "_analyser", "_tokens", "_known")
+
+    def __init__(self, raw: str, norm: str, keys: tuple[str, ...], analyser: "TextAnalyser"):
+        self.raw = raw
+        self.norm = norm
+        self.keys = keys
+        self._analyser = analyser
+        # Matchers shared by several rules (a lexicon) remember their spans here.
+        self.memo: dict = {}
+        self._tokens: tuple[tuple[int, int], ...] | None = None
+        self._known: tuple[bool, ...] = ()
+
+    @property
+    def tokens(self) -> tuple[tuple[int, int], ...]:
+        if self._tokens is None:
+            self._tokens, self._known = self._analyser.tokens(self.norm)
+        return self._tokens
+
+    @property
+    def known(self) -> tuple[bool, ...]:
+        """For each token: is it a dictionary word (rather than a guess of jieba's HMM)?"""
+        self.tokens  # noqa: B018 - cut on first use
+        return self._known
 
     def token_index(self, char_pos: int) -> int:
         """Index of the token that contains the character at ``char_pos``."""
-        lo, hi = 0, len(self.tokens) - 1
+        tokens = self.tokens
+        lo, hi = 0, len(tokens) - 1
         while lo <= hi:
             mid = (lo + hi) // 2
-            start, end = self.tokens[mid]
+            start, end = tokens[mid]
             if char_pos < start:
                 hi = mid - 1
             elif char_pos >= end:
                 lo = mid + 1
             else:
                 return mid
-        return max(0, min(lo, len(self.tokens) - 1))
+        return max(0, min(lo, len(tokens) - 1))
 
     def on_token_boundaries(self, start: int, end: int) -> bool:
         starts = {s for s, _ in self.tokens}
@@ -174,5 +191,4 @@ class TextAnalyser:
 
     def analyse(self, raw: str) -> Analysed:
         norm = normalise(raw)
-        tokens, known = self.tokens(norm)
-        return Analysed(raw=raw, norm=norm, tokens=tokens, keys=pinyin_keys(norm), known=known)
+        return Analysed(raw, norm, pinyin_keys(norm), self)
