@@ -37,8 +37,11 @@ _INNER_NEGATION = re.compile(r"(不会|不能|不可能|不可以|没有|并不|
 # The clause goes on to deny or refuse what was matched: 上门这种事我们是不做的,
 # 您说转我卫星这个不行的, 立案的事现在没有.
 _DENIED_AFTER = re.compile(
-    r"^[^,.!?;:]{0,12}(不做|不会做|是不允许|不允许|不行|不可以|是违规|违规的|违法的|是禁止|"
-    r"不存在|现在没有|是没有|都别信|别信|都别给|不能给|不能转|没这回事|没有这回事|不靠谱)"
+    r"^([^,.!?;:]{0,12}(不做|不会做|是不允许|不允许|不行|不可以|是违规|违规的|违法的|是禁止|"
+    r"不存在|现在没有|是没有|都别信|别信|都别给|不能给|不能转|没这回事|没有这回事|不靠谱|"
+    r"(我们|公司|这种事)[^,.!?;:]{0,4}(没有|不做|不干|不搞))"
+    # or the next clause refuses it: 您要把现金送过来？那不行
+    r"|[^,.!?;:]{0,12}[,.!?;:](那|这|这个)?(真|可|是|肯定)?(不行|不可以|不允许|不合规))"
 )
 
 # Reporting and quoting frames: the speaker relates what someone else said or did.
@@ -47,6 +50,7 @@ QUOTE_FRAME = re.compile(
     r"(你|您|他|她|有人|对方)(说|讲|提到|问)(的|过|要|想|让)|(他|她|有人|对方|人家|他们)(说|讲)|"
     r"(同事|员工|催收员|那个人|别人|有的人|个别人)(说|讲)(要|过|的|了)|"
     r"您(刚才|刚刚)?(说|讲|提到|问)|"
+    r"(网上|网传|听说|传言|有人)(都)?(说|讲|传)|"
     r"冒充|自称|假冒|谎称|声称|投诉说|举报说|所谓)"
 )
 
@@ -67,7 +71,7 @@ class Guards:
         clause_start = _clause_start(norm, start)
         before = norm[clause_start:start]
         if self.negation:
-            if _negated(before) or _DENIED_AFTER.search(norm[end:]):
+            if _negated(before, norm[start]) or _DENIED_AFTER.search(norm[end:]):
                 return False
             if inner and _INNER_NEGATION.search(norm[start:end]):
                 return False
@@ -79,7 +83,11 @@ class Guards:
         return True
 
 
-def _negated(before: str) -> bool:
+def _negated(before: str, first: str = "") -> bool:
+    """Whether the words before a span deny it. ``first`` is the span's first character:
+    有没有人 / 是不是 ask a question and deny nothing."""
+    if len(before) >= 2 and before[-1] in "不没" and first and before[-2] == first:
+        return False
     if len(before) >= 2 and before[-1] == "不" and before[-2] in _BARE_NOT_AFTER:
         return True
     if _SHORT_NEGATION.search(before):

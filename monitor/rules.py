@@ -21,7 +21,7 @@ from . import yamlfile
 from .errors import RuleError, RuleProblem
 from .matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, pinyin_term
 from .models import CATEGORIES, SEVERITIES
-from .text import TextAnalyser, normalise
+from .text import TextAnalyser, normalise, to_simplified
 
 DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
 
@@ -430,7 +430,9 @@ class _ExprCompiler:
             if not isinstance(value, str) or not value:
                 self.problems.add(self.path, line, f"{where}.regex: expected a pattern string")
                 return None
-            value, unknown = self.expand_lexicons(value)
+            # Text is matched in simplified characters, so the pattern is converted too
+            # (揾 for 搵); OpenCC leaves the ASCII regex syntax alone.
+            value, unknown = self.expand_lexicons(to_simplified(value))
             if unknown:
                 self.problems.add(self.path, line, f"{where}.regex: unknown lexicon {{{unknown}}} (no rules/lexicons/{unknown}.yaml)")
                 return None

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# Create .venv/ in the repository root with the monitor and everything it needs.
+# Safe to run again: it only installs what is missing or changed.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PYTHON" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+# torch first, pinned to the CPU build: anything that depends on torch (openai-whisper)
+# would otherwise pull a multi-GB CUDA build.
+.venv/bin/python -m pip install --quiet torch==2.13.0
+.venv/bin/python -m pip install --quiet -e '.[test]'
+echo "set-up done: .venv/bin/monitor is ready"
