@@ -67,6 +67,86 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
     sys.exit(1 if errors else 0)
 
 
+SPEAKER_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "未知"}
+
+
+def _clock(seconds: float | None) -> str:
+    if seconds is None:
+        return "--:--.-"
+    minutes, rest = divmod(seconds, 60)
+    return f"{int(minutes):02d}:{rest:04.1f}"
+
+
+def _print_result(result) -> None:
+    call = result.call
+    click.echo(f"{call.source}  {call.duration:.1f} s  sha256 {call.sha256[:16]}…  "
+               f"categories: {', '.join(result.categories) or 'none'}")
+    by_turn: dict = {}
+    for finding in result.findings:
+        by_turn.setdefault(finding.turn, []).append(finding)
+    for finding in by_turn.get(None, []):
+        click.echo(click.style(f"  ! {finding.rule} ({finding.category}): {finding.evidence}", fg="red"))
+    for index, turn in enumerate(call.turns):
+        flagged = index in by_turn
+        line = f"{'!' if flagged else ' '} [{_clock(turn.start)}–{_clock(turn.end)}] {SPEAKER_LABELS[turn.speaker]}: {turn.text}"
+        click.echo(click.style(line, fg="red") if flagged else line)
+        for finding in by_turn.get(index, []):
+            verified = "" if finding.speaker_verified else "，说话人未确认"
+            click.echo(f"      ↳ {finding.rule} [{finding.category}, {finding.severity}{verified}] 「{finding.matched}」")
+            click.echo(f"        {finding.legal_basis[0]}")
+    click.echo("")
+
+
+@main.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a readable transcript.")
+@click.option("--engine", "asr_engine", type=click.Choice(["faster-whisper", "openai-whisper"]), default="faster-whisper", show_default=True)
+@click.option("--model", help="Whisper model name or path (default: the packaged offline base model).")
+@click.option("--compute-type", help="faster-whisper compute type (default int8; float32, int8_float32 …).")
+@click.option("--collector-channel", type=click.Choice(["left", "right"]), default="left", show_default=True,
+              help="Which stereo channel is the collector.")
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, rules_dir) -> None:
+    """Transcribe recordings and run the rules over them.
+
+    A file that cannot be analysed (not audio, empty, truncated) is reported with its
+    reason and the others are still analysed; the exit status is then 1.
+    """
+    from .pipeline import AsrOptions, analyse_files
+    from .scan import result_line
+
+    try:
+        engine = load_engine(rules_dir)
+    except RuleError as error:
+        _fail_rules(error)
+    options = AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel)
+    failed = 0
+    for outcome in analyse_files(files, engine, options):
+        if outcome.error is not None:
+            failed += 1
+            click.echo(f"error: {outcome.error}", err=True)
+            if as_json:
+                click.echo(json.dumps({"file": outcome.path, "error": str(outcome.error)}, ensure_ascii=False))
+            continue
+        result = outcome.result
+        if as_json:
+            record = result_line(result) | {
+                "file": outcome.path,
+                "sha256": result.call.sha256,
+                "duration": round(result.call.duration, 3),
+                "turns": [
+                    {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence}
+                    for t in result.call.turns
+                ],
+            }
+            click.echo(json.dumps(record, ensure_ascii=False))
+        else:
+            _print_result(result)
+    if failed:
+        click.echo(f"{failed} of {len(files)} file(s) could not be analysed", err=True)
+    sys.exit(1 if failed else 0)
+
+
 @main.group()
 def rules() -> None:
     """Check, test and list the rule pack."""
