@@ -12,6 +12,7 @@ import click
 
 from . import __version__, config
 from .errors import MonitorError, RuleError
+from .models import CATEGORIES
 from .rules import load_rules
 from .ruletest import load_engine, run_examples
 
@@ -67,6 +68,25 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
     sys.exit(1 if errors else 0)
 
 
+def _asr_options(asr_engine, model, compute_type, collector_channel):
+    from .pipeline import AsrOptions
+
+    return AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel)
+
+
+def asr_option_flags(func):
+    """The speech-recognition options shared by analyze, batch and serve."""
+    for decorator in reversed((
+        click.option("--engine", "asr_engine", type=click.Choice(["faster-whisper", "openai-whisper"]), default="faster-whisper", show_default=True),
+        click.option("--model", help="Whisper model name or path (default: the packaged offline base model)."),
+        click.option("--compute-type", help="faster-whisper compute type (default int8; float32, int8_float32 …)."),
+        click.option("--collector-channel", type=click.Choice(["left", "right"]), default="left", show_default=True,
+                     help="Which stereo channel is the collector."),
+    )):
+        func = decorator(func)
+    return func
+
+
 SPEAKER_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "未知"}
 
 
@@ -100,11 +120,7 @@ def _print_result(result) -> None:
 @main.command()
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a readable transcript.")
-@click.option("--engine", "asr_engine", type=click.Choice(["faster-whisper", "openai-whisper"]), default="faster-whisper", show_default=True)
-@click.option("--model", help="Whisper model name or path (default: the packaged offline base model).")
-@click.option("--compute-type", help="faster-whisper compute type (default int8; float32, int8_float32 …).")
-@click.option("--collector-channel", type=click.Choice(["left", "right"]), default="left", show_default=True,
-              help="Which stereo channel is the collector.")
+@asr_option_flags
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
 def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, rules_dir) -> None:
     """Transcribe recordings and run the rules over them.
@@ -112,14 +128,14 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
     A file that cannot be analysed (not audio, empty, truncated) is reported with its
     reason and the others are still analysed; the exit status is then 1.
     """
-    from .pipeline import AsrOptions, analyse_files
+    from .pipeline import analyse_files
     from .scan import result_line
 
     try:
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
-    options = AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel)
+    options = _asr_options(asr_engine, model, compute_type, collector_channel)
     failed = 0
     for outcome in analyse_files(files, engine, options):
         if outcome.error is not None:
@@ -145,6 +161,106 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
     if failed:
         click.echo(f"{failed} of {len(files)} file(s) could not be analysed", err=True)
     sys.exit(1 if failed else 0)
+
+
+def _progress(outcomes, total):
+    """A progress bar with ETA on a terminal; plain log lines otherwise."""
+    if sys.stderr.isatty():
+        from tqdm import tqdm
+
+        yield from tqdm(outcomes, total=total, unit="call", file=sys.stderr)
+        return
+    for done, outcome in enumerate(outcomes, start=1):
+        state = "failed" if outcome.error else "ok"
+        click.echo(f"[{done}/{total}] {state}: {outcome.path}", err=True)
+        yield outcome
+
+
+def _open_store(db):
+    from .store import open_store
+
+    return open_store(db)
+
+
+@main.command()
+@click.argument("source", type=click.Path(exists=True))
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local worker processes.")
+@click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT): run on that cluster instead.")
+@click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only recordings that started on or after this date.")
+@click.option("--retry-failed", is_flag=True, help="Try again the recordings an earlier run stored as failed.")
+@asr_option_flags
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model, compute_type, collector_channel, rules_dir):
+    """Analyse every recording of SOURCE (a folder tree, or a .csv/.jsonl manifest) into
+    the database. Safe to run again: stored recordings are skipped; a run that was killed
+    resumes. Exit status 1 when a recording failed."""
+    from .batch import run_batch
+    from .executor import make_executor
+
+    try:
+        engine = load_engine(rules_dir)
+    except RuleError as error:
+        _fail_rules(error)
+    store = _open_store(db)
+    executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel))
+    report = run_batch(
+        Path(source), store, engine, executor, ZoneInfo(config.get("timezone")),
+        since=since.date() if since else None, filename_pattern=config.get("filename_pattern") or None,
+        retry_failed=retry_failed, progress=_progress, log=lambda line: click.echo(line, err=True),
+    )
+    click.echo(report.summary())
+    sys.exit(1 if report.failed else 0)
+
+
+@main.command()
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+def rescan(db, rules_dir):
+    """Run the current rules over every stored transcript again, without transcribing."""
+    from .batch import rescan as run_rescan
+
+    try:
+        engine = load_engine(rules_dir)
+    except RuleError as error:
+        _fail_rules(error)
+    calls, counts = run_rescan(_open_store(db), engine)
+    click.echo(f"rescanned {calls} call(s) with rule set {engine.pack.version}; findings: "
+               + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
+
+
+@main.command()
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File to write (default: standard output).")
+@click.option("--since", help="Calls that started on or after this date (YYYY-MM-DD, local).")
+@click.option("--until", help="Calls that started on or before this date (YYYY-MM-DD, local).")
+@click.option("--category", type=click.Choice(list(CATEGORIES)))
+@click.option("--collector", help="Only this collector id.")
+@click.option("--review-status", type=click.Choice(["unreviewed", "confirmed", "dismissed"]))
+def export(db, fmt, output, since, until, category, collector, review_status):
+    """Export findings with their call metadata as CSV or JSON Lines."""
+    import csv as csv_module
+
+    rows = _open_store(db).export_rows(since=since, until=until, category=category, collector=collector, review_status=review_status)
+    sink = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
+    count = 0
+    try:
+        writer = None
+        for row in rows:
+            count += 1
+            if fmt == "jsonl":
+                row["legal_basis"] = json.loads(row["legal_basis"] or "[]")
+                sink.write(json.dumps(row, ensure_ascii=False) + "\n")
+                continue
+            if writer is None:
+                writer = csv_module.DictWriter(sink, fieldnames=list(row))
+                writer.writeheader()
+            writer.writerow(row)
+    finally:
+        if sink is not sys.stdout:
+            sink.close()
+    click.echo(f"exported {count} finding(s)", err=True)
 
 
 @main.group()

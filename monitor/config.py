@@ -20,6 +20,9 @@ class Setting:
 
 SETTINGS = (
     Setting("rules_dir", "MONITOR_RULES", "", "Folder of rule files; empty means the rules/ folder shipped with the monitor."),
+    Setting("db", "MONITOR_DB", "monitor.db", "SQLite database file of the call store (relative to the working folder)."),
+    Setting("filename_pattern", "MONITOR_FILENAME_PATTERN", "",
+            "Regex with named groups (call_id, started_at, collector_id, debtor_id, direction) read from recording file names."),
     Setting("timezone", "MONITOR_TIMEZONE", "Asia/Shanghai", "Time zone of call start times given without a UTC offset."),
 )
 
