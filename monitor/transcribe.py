@@ -17,6 +17,7 @@ import math
 import os
 import re
 import threading
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol, runtime_checkable
@@ -42,6 +43,9 @@ BEAM_SIZE = 5
 NO_SPEECH_PROB_THRESHOLD = 0.6
 LOGPROB_THRESHOLD = -1.0
 COMPRESSION_RATIO_THRESHOLD = 2.4
+
+# Peak amplitude (full scale 1.0) below which a channel is treated as empty: -80 dBFS.
+SILENCE_PEAK = 1e-4
 
 # Lines Whisper invents over silence or noise in Chinese, learnt from subtitled video.
 # Simplified and traditional forms both: Whisper base mostly writes traditional.
@@ -146,6 +150,16 @@ def _as_mono_float32(samples: np.ndarray) -> np.ndarray:
     return samples
 
 
+def is_silent(samples: np.ndarray) -> bool:
+    """Nothing above -80 dBFS: an unused channel, or digital silence.
+
+    Checked before decoding because openai-whisper spends about a minute on three
+    seconds of exact zeros (its temperature fallback loops on a flat spectrogram) and
+    finds nothing; faster-whisper's VAD would skip it anyway.
+    """
+    return samples.size == 0 or float(np.max(np.abs(samples))) < SILENCE_PEAK
+
+
 class FasterWhisperTranscriber:
     """faster-whisper (CTranslate2). ``model``: None = packaged base, a folder, or a name.
 
@@ -184,6 +198,8 @@ class FasterWhisperTranscriber:
 
     def transcribe(self, samples: np.ndarray) -> list[Segment]:
         samples = _as_mono_float32(samples)
+        if is_silent(samples):
+            return []
         try:
             raw, _info = self._model.transcribe(
                 samples,
@@ -272,6 +288,16 @@ class OpenAIWhisperTranscriber:
             self._model = whisper.load_model(source, device="cpu")
         except Exception as exc:
             raise TranscriptionError(f"could not load openai-whisper model {source!r}: {exc}") from exc
+        # openai-whisper reads its tokenizer vocabulary with an open() it never closes
+        # (whisper/tokenizer.py, get_encoding). The result is cached, so reading it once
+        # here with that ResourceWarning silenced keeps callers that turn warnings into
+        # errors (our test suite) working. Same arguments as whisper's own call.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            whisper.tokenizer.get_encoding(
+                name="multilingual" if self._model.is_multilingual else "gpt2",
+                num_languages=self._model.num_languages,
+            )
         if ct2_dir is not None:
             dims = self._model.dims
             heads = asr_model.alignment_heads_dump(ct2_dir, dims.n_text_layer, dims.n_text_head)
@@ -281,6 +307,8 @@ class OpenAIWhisperTranscriber:
     def transcribe(self, samples: np.ndarray) -> list[Segment]:
         # whisper hands the array to torch.from_numpy, which warns on read-only arrays.
         samples = np.array(_as_mono_float32(samples), copy=True)
+        if is_silent(samples):
+            return []
         try:
             with self._lock:
                 result = self._model.transcribe(

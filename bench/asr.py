@@ -1,0 +1,166 @@
+"""Speech recognition speed, memory and accuracy on sample_audio/*.wav.
+
+    python bench/asr.py                 # all three configurations, beam size 5
+    python bench/asr.py --beam-size 1   # greedy decoding, for comparison
+    python bench/asr.py --threads 1
+
+Each configuration (faster-whisper int8, faster-whisper float32, openai-whisper
+float32; all with the packaged Whisper base model) runs in its own subprocess, so the
+peak resident memory it reports belongs to that configuration alone. A child loads the
+model, warms it up on a few seconds of audio, then times ``turns_from_recording`` on
+every file: both channels of a stereo call are transcribed, and the real-time factor
+is recording seconds over wall seconds. Decoding the audio files is not timed.
+
+Where a ``<name>.expected.json`` script lies beside a file and OpenCC is installed,
+the character error rate (CER) against the script is shown too: both sides are
+converted to simplified Chinese and stripped of punctuation first. Digits are left as
+Whisper writes them ("3200" against "三千二百" counts as errors).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run as a script from a checkout, package not installed
+    sys.path.insert(0, str(REPO))
+
+CONFIGS = (
+    ("faster-whisper", "int8"),
+    ("faster-whisper", "float32"),
+    ("openai-whisper", "float32"),
+)
+WARM_UP_SECONDS = 5.0
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--audio-dir", type=Path, default=REPO / "sample_audio")
+    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
+    parser.add_argument("--beam-size", type=int, default=None, help="default: monitor.transcribe.BEAM_SIZE")
+    parser.add_argument("--child", nargs=2, metavar=("ENGINE", "COMPUTE_TYPE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+
+    files = sorted(args.audio_dir.glob("*.wav"))
+    if not files:
+        print(f"no .wav files in {args.audio_dir}", file=sys.stderr)
+        return 1
+    if args.child:
+        print(json.dumps(run_child(*args.child, files, args.threads, args.beam_size)))
+        return 0
+
+    from monitor.transcribe import BEAM_SIZE
+
+    beam = args.beam_size or BEAM_SIZE
+    print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
+          f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
+    print(f"threads per engine: {args.threads}; beam size {beam}; "
+          f"{len(files)} files from {args.audio_dir.name}/; model: packaged Whisper base")
+    print()
+    print(f"{'engine':<16}{'compute':<9}{'audio s':>8}{'wall s':>8}{'speed':>18}{'peak RSS':>10}{'load s':>8}{'CER':>7}")
+    results = {}
+    for engine, compute_type in CONFIGS:
+        command = [sys.executable, __file__, "--audio-dir", str(args.audio_dir), "--threads", str(args.threads),
+                   "--beam-size", str(beam), "--child", engine, compute_type]
+        done = subprocess.run(command, capture_output=True, text=True)
+        if done.returncode != 0:
+            print(f"{engine:<16}{compute_type:<9} failed:\n{done.stderr.strip()[-2000:]}")
+            continue
+        result = json.loads(done.stdout.strip().splitlines()[-1])
+        results[(engine, compute_type)] = result
+        speed = result["audio_seconds"] / result["wall_seconds"]
+        cer = f"{result['cer']:.3f}" if result["cer"] is not None else "-"
+        print(f"{engine:<16}{compute_type:<9}{result['audio_seconds']:>8.1f}{result['wall_seconds']:>8.1f}"
+              f"{speed:>11.1f}× real time{result['peak_rss_mb']:>7.0f} MB{result['load_seconds']:>8.1f}{cer:>7}")
+
+    reference = results.get(("openai-whisper", "float32"))
+    if reference:
+        print()
+        for compute_type in ("int8", "float32"):
+            fast = results.get(("faster-whisper", compute_type))
+            if fast:
+                ratio = reference["wall_seconds"] / fast["wall_seconds"]
+                print(f"faster-whisper {compute_type} is {ratio:.1f}× as fast as openai-whisper float32")
+    return 0 if len(results) == len(CONFIGS) else 1
+
+
+def run_child(engine: str, compute_type: str, files: list[Path], threads: int, beam_size: int | None) -> dict:
+    from monitor import transcribe
+    from monitor.audio import load_recording
+
+    started = time.perf_counter()
+    if engine == "faster-whisper":
+        transcriber = transcribe.FasterWhisperTranscriber(compute_type=compute_type, cpu_threads=threads,
+                                                         beam_size=beam_size or transcribe.BEAM_SIZE)
+    else:
+        transcriber = transcribe.OpenAIWhisperTranscriber(cpu_threads=threads, beam_size=beam_size or transcribe.BEAM_SIZE)
+    load_seconds = time.perf_counter() - started
+
+    recordings = [load_recording(path) for path in files]
+    first = recordings[0].channels[0]
+    transcriber.transcribe(first[: int(WARM_UP_SECONDS * recordings[0].sample_rate)])
+
+    audio_seconds = wall_seconds = 0.0
+    errors = reference_chars = 0
+    scored = True
+    for path, recording in zip(files, recordings):
+        started = time.perf_counter()
+        turns = transcribe.turns_from_recording(recording, transcriber)
+        wall_seconds += time.perf_counter() - started
+        audio_seconds += recording.duration
+        script = path.with_suffix(".expected.json")
+        score = _score(script, "".join(t.text for t in turns)) if script.is_file() else None
+        if score is None:
+            scored = False
+        else:
+            errors += score[0]
+            reference_chars += score[1]
+    # ru_maxrss is in kilobytes on Linux (bytes on macOS).
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    peak_mb = peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
+    return {
+        "audio_seconds": audio_seconds,
+        "wall_seconds": wall_seconds,
+        "load_seconds": load_seconds,
+        "peak_rss_mb": peak_mb,
+        "cer": errors / reference_chars if scored and reference_chars else None,
+    }
+
+
+_NOT_SPOKEN = re.compile(r"[\W_]+", re.UNICODE)
+
+
+def _score(script: Path, hypothesis: str) -> tuple[int, int] | None:
+    """(character edits, reference length) against the script, or None without OpenCC."""
+    try:
+        import opencc
+    except ImportError:
+        return None
+    to_simplified = opencc.OpenCC("t2s")
+    reference = "".join(turn["text"] for turn in json.loads(script.read_text(encoding="utf-8"))["turns"])
+    ref = _NOT_SPOKEN.sub("", to_simplified.convert(reference))
+    hyp = _NOT_SPOKEN.sub("", to_simplified.convert(hypothesis))
+    return _edit_distance(ref, hyp), len(ref)
+
+
+def _edit_distance(a: str, b: str) -> int:
+    previous = list(range(len(b) + 1))
+    for i, char_a in enumerate(a, 1):
+        current = [i]
+        for j, char_b in enumerate(b, 1):
+            current.append(min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (char_a != char_b)))
+        previous = current
+    return previous[-1]
+
+
+if __name__ == "__main__":
+    sys.exit(main())
