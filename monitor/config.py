@@ -23,6 +23,7 @@ SETTINGS = (
     Setting("db", "MONITOR_DB", "monitor.db", "SQLite database file of the call store (relative to the working folder)."),
     Setting("filename_pattern", "MONITOR_FILENAME_PATTERN", "",
             "Regex with named groups (call_id, started_at, collector_id, debtor_id, direction) read from recording file names."),
+    Setting("model_dir", "MONITOR_MODEL_DIR", "", "Where the packaged Whisper model is assembled and cached; empty means the user's data folder."),
     Setting("timezone", "MONITOR_TIMEZONE", "Asia/Shanghai", "Time zone of call start times given without a UTC offset."),
 )
 
