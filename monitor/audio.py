@@ -125,6 +125,9 @@ def _decode(path: str, container: av.container.InputContainer, max_seconds: floa
         found = f" (it holds only: {', '.join(other)})" if other else ""
         raise AudioError(path, f"no audio stream in the file{found}")
     stream = container.streams.audio[0]
+    if stream.codec_context is None:  # FFmpeg knows no decoder for this stream
+        codec = getattr(stream, "codec_tag", None) or "unknown"
+        raise AudioError(path, f"audio in a format that cannot be decoded (codec {codec}); the file may be damaged")
     source_channels = stream.codec_context.channels or 0
     declared = _declared_seconds(container, stream)
     if declared is not None and declared > max_seconds:
