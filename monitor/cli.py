@@ -263,6 +263,57 @@ def export(db, fmt, output, since, until, category, collector, review_status):
     click.echo(f"exported {count} finding(s)", err=True)
 
 
+@main.command()
+@click.argument("call_id")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--kind", type=click.Choice(["complaint", "incident"]), default="incident", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["docx", "pdf", "html"]), default="pdf", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+@click.option("--complainant", type=click.Path(exists=True, dir_okay=False),
+              help="JSON file with the debtor's details (name, id_number, phone, address …) for a complaint.")
+@click.option("--lender", type=click.Path(exists=True, dir_okay=False),
+              help="JSON file with the lender's details (name, type, card_number, agency …) for a complaint.")
+def report(call_id, db, kind, fmt, output, complainant, lender):
+    """Write the debtor's complaint letter (投诉书) or the compliance incident report for a
+    stored call. An incident report needs at least one confirmed finding."""
+    from .reports import complaint_context, incident_context, render
+
+    store = _open_store(db)
+    if kind == "complaint":
+        context = complaint_context(store, call_id, _read_json(complainant), _read_json(lender))
+    else:
+        context = incident_context(store, call_id)
+    Path(output).write_bytes(render(context, kind, fmt))
+    store.audit("cli", f"report.{kind}", call_id, {"format": fmt})
+    click.echo(f"wrote {output}")
+
+
+@main.command()
+@click.argument("call_id")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--kind", type=click.Choice(["complaint", "incident"]), default="incident", show_default=True)
+@click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
+def evidence(call_id, db, kind, output):
+    """Write an evidence package (zip): the original recording, a clip per finding, the
+    transcript, the report and a manifest of SHA-256 hashes."""
+    from .evidence import build_evidence_package, verify_package
+
+    path = build_evidence_package(_open_store(db), call_id, output, kind=kind, actor="cli")
+    problems = verify_package(path)
+    if problems:
+        raise click.ClickException("; ".join(problems))
+    click.echo(f"wrote {path} (manifest verified)")
+
+
+def _read_json(path: str | None) -> dict | None:
+    if not path:
+        return None
+    try:
+        return json.loads(Path(path).read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise click.ClickException(f"{path}: not valid JSON ({error})") from None
+
+
 @main.group()
 def rules() -> None:
     """Check, test and list the rule pack."""
