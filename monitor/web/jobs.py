@@ -1,0 +1,197 @@
+"""Uploads analysed in the background, through the same executor as the batch.
+
+A web request only checks and stores the file and adds an ``uploads`` row (status
+``queued``). One worker thread takes every queued upload, hands the recordings to an
+executor (``LocalExecutor(1, options)`` by default; a Dask cluster when ``serve`` is
+given a scheduler), stores each transcript or the reason it failed, and runs the rules
+over the new call with the calls before it, exactly as `monitor batch` does.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections import defaultdict
+from dataclasses import replace
+from datetime import datetime
+from pathlib import Path
+from typing import Callable
+
+from ..engine import Engine
+from ..executor import make_executor
+from ..pipeline import AsrOptions, CallMetadata, with_metadata
+from ..store import Store
+
+log = logging.getLogger("monitor.web.jobs")
+
+PENDING = ("queued", "processing")
+
+
+def metadata_to_json(metadata: CallMetadata, extra: dict) -> str:
+    return json.dumps(
+        {
+            "call_id": metadata.call_id,
+            "started_at": metadata.started_at.isoformat() if metadata.started_at else None,
+            "collector_id": metadata.collector_id,
+            "debtor_id": metadata.debtor_id,
+            "direction": metadata.direction,
+            "extra": extra,
+        },
+        ensure_ascii=False,
+    )
+
+
+def metadata_from_json(text: str | None) -> tuple[CallMetadata, dict]:
+    data = json.loads(text or "{}")
+    started = data.get("started_at")
+    return (
+        CallMetadata(
+            call_id=data.get("call_id"),
+            started_at=datetime.fromisoformat(started) if started else None,
+            collector_id=data.get("collector_id"),
+            debtor_id=data.get("debtor_id"),
+            direction=data.get("direction") or "outbound",
+        ),
+        data.get("extra") or {},
+    )
+
+
+def _reason(error: str, path: str) -> str:
+    """An executor's error without the server-side path of the stored file."""
+    return error.replace(f"{path}: ", "").replace(path, "(recording)")
+
+
+class UploadQueue:
+    """The background worker. ``process_pending`` runs one round synchronously (tests
+    call it directly); ``start`` runs rounds in a daemon thread, woken by ``notify``."""
+
+    def __init__(
+        self,
+        database: str | Path,
+        engine: Engine,
+        options: AsrOptions = AsrOptions(),
+        executor_factory: Callable[[AsrOptions], object] | None = None,
+        poll_seconds: float = 10.0,
+    ):
+        self.database = str(database)
+        self.engine = engine
+        self.options = options
+        self.executor_factory = executor_factory or (lambda opts: make_executor(1, None, opts))
+        self.poll_seconds = poll_seconds
+        self._wake = threading.Event()
+        self._stop = threading.Event()
+        self._round = threading.Lock()
+        self._thread: threading.Thread | None = None
+
+    # -- the thread ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        if self._thread is not None:
+            return
+        store = Store(self.database)
+        try:
+            requeued = store.requeue_interrupted_uploads()
+        finally:
+            store.close()
+        if requeued:
+            log.info("queued again %d upload(s) interrupted by a stop", requeued)
+        self._stop.clear()
+        self._thread = threading.Thread(target=self._run, name="monitor-uploads", daemon=True)
+        self._thread.start()
+
+    def stop(self, timeout: float = 60.0) -> None:
+        self._stop.set()
+        self._wake.set()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+
+    def notify(self) -> None:
+        self._wake.set()
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            try:
+                self.process_pending()
+            except Exception:  # never let one bad round end the worker
+                log.exception("upload round failed")
+            self._wake.wait(self.poll_seconds)
+            self._wake.clear()
+
+    # -- one round ----------------------------------------------------------------------
+
+    def process_pending(self) -> int:
+        """Analyse every queued upload; returns how many were taken."""
+        with self._round:
+            store = Store(self.database)
+            try:
+                rows = store.claim_queued_uploads()
+                if rows:
+                    self._process(store, rows)
+                return len(rows)
+            finally:
+                store.close()
+
+    def wait_idle(self, timeout: float = 120.0) -> bool:
+        """Wait until no upload is queued or processing (for tests and shutdown)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            store = Store(self.database)
+            try:
+                pending = store.db.execute(
+                    "SELECT count(*) FROM uploads WHERE status IN ('queued', 'processing')"
+                ).fetchone()[0]
+            finally:
+                store.close()
+            if not pending:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def _process(self, store: Store, rows: list[dict]) -> None:
+        # Recordings already stored (the same file uploaded again, or analysed by a batch)
+        # are not transcribed twice; the rest go to the executor, one run per channel layout.
+        by_channel: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+        for row in rows:
+            call_id = store.call_id_for(row["sha256"])
+            if call_id and store.status_of(row["sha256"]) in ("transcribed", "done"):
+                self._scan(store, call_id)
+                store.update_upload(row["id"], status="done", call_id=call_id, error=None)
+                continue
+            channel = row["collector_channel"] if row["collector_channel"] in ("left", "right") else "left"
+            by_channel[channel][row["path"]].append(row)
+        for channel, by_path in by_channel.items():
+            left = dict(by_path)
+            try:
+                executor = self.executor_factory(replace(self.options, collector_channel=channel))
+                for outcome in executor.run(list(by_path)):
+                    self._finish(store, left.pop(outcome.path), outcome)
+            except Exception as error:
+                log.exception("the executor failed")
+                for path, waiting in left.items():
+                    for row in waiting:
+                        store.update_upload(row["id"], status="failed", error=f"analysis failed: {type(error).__name__}: {error}")
+
+    def _finish(self, store: Store, rows: list[dict], outcome) -> None:
+        first = rows[0]
+        metadata, extra = metadata_from_json(first["metadata"])
+        if outcome.error is not None:
+            reason = _reason(outcome.error, first["path"])
+            call_id = store.save_failure(first["sha256"], first["path"], reason, origin=first["origin"], call_id=metadata.call_id)
+            for row in rows:
+                store.update_upload(row["id"], status="failed", error=reason, call_id=call_id)
+            return
+        call = with_metadata(outcome.call, metadata)
+        call_id = store.save_transcript(call, origin=first["origin"], extra=extra)
+        self._scan(store, call_id)
+        for row in rows:
+            store.update_upload(row["id"], status="done", call_id=call_id, error=None)
+
+    def _scan(self, store: Store, call_id: str) -> None:
+        if store.call_row(call_id)["status"] != "transcribed":
+            return  # already scanned (done) or nothing to scan (failed)
+        call = store.call(call_id)
+        result = self.engine.scan(call, store.earlier_calls(call))
+        store.save_findings(call_id, result, self.engine.pack.version)
