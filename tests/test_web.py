@@ -864,3 +864,22 @@ def test_store_migration_two_keeps_existing_data(tmp_path, monkeypatch):
     assert reopened.call_row("k")["status"] == "failed"
     assert reopened.users() == [] and reopened.uploads() == []
     reopened.close()
+
+
+def test_downloads_work_with_the_real_reports_module(web, engine):
+    """The wiring against monitor/reports.py itself (HTML only: quick)."""
+    pytest.importorskip("monitor.reports")
+    client = web.client("rita")
+    upload(client, web.recording("c.wav", 440, ABUSIVE))
+    web.queue.process_pending()
+    assert client.get("/calls/c/incident.html").status_code == 409  # nothing confirmed yet
+    web.store.review(web.store.findings("c")[0].id, "confirmed", "rita")
+    incident = client.get("/calls/c/incident.html")
+    assert incident.status_code == 200 and "废物" in incident.data.decode()
+    debtor = web.app.test_client()
+    token = _receipt_token(submit(debtor, web.recording("d.wav", 550, CONTACTS), lender_name="乙金融",
+                                  lender_type="consumer_finance", calling_number="02188880000", complainant_name="王芳"))
+    web.queue.process_pending()
+    letter = debtor.get(f"/submit/r/{token}/complaint.html")
+    text = letter.data.decode()
+    assert letter.status_code == 200 and "投诉书" in text and "乙金融" in text and "王芳" in text and "02188880000" in text
