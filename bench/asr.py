@@ -63,7 +63,9 @@ def main() -> int:
     beam = args.beam_size or BEAM_SIZE
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
-    print(f"threads per engine: {args.threads}; beam size {beam}; "
+    # Other work on the machine slows every configuration: say how busy it was.
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(f"load average before the run: {load:.2f}; threads per engine: {args.threads}; beam size {beam}; "
           f"{len(files)} files from {args.audio_dir.name}/; model: packaged Whisper base")
     print()
     print(f"{'engine':<16}{'compute':<9}{'audio s':>8}{'wall s':>8}{'speed':>18}{'peak RSS':>10}{'load s':>8}{'CER':>7}")

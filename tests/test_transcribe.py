@@ -120,6 +120,30 @@ def test_segments_are_ordered_by_time_across_channels() -> None:
     assert [t.text for t in turns] == ["先", "后"]
 
 
+class FakeWord:
+    def __init__(self, word: str, start: float, end: float, probability: float = 0.9):
+        self.word, self.start, self.end, self.probability = word, start, end, probability
+
+
+class FakeEngineSegment:
+    """The shape faster-whisper yields (and openai-whisper's dicts are adapted to)."""
+
+    def __init__(self, words: list[FakeWord]):
+        self.start, self.end = words[0].start, words[-1].end
+        self.text = "".join(w.word for w in words)
+        self.avg_logprob, self.no_speech_prob, self.compression_ratio = -0.3, 0.05, 1.1
+        self.words = words
+
+
+def test_engine_segment_is_cut_where_the_other_speaker_talked() -> None:
+    # The VAD glued two collector sentences together across the debtor's reply.
+    words = [FakeWord("您好", 0.5, 1.0), FakeWord("，", 1.0, 1.0), FakeWord("王先生", 1.1, 1.8),
+             FakeWord("逾期", 6.0, 6.5, probability=0.5), FakeWord("了", 6.5, 6.7, probability=0.5)]
+    pieces = transcribe._split_at_pauses(FakeEngineSegment(words))
+    assert [(p.start, p.end, p.text) for p in pieces] == [(0.5, 1.8, "您好，王先生"), (6.0, 6.7, "逾期了")]
+    assert pieces[1].avg_logprob == pytest.approx(math.log(0.5))
+
+
 # ---- hallucination guards -----------------------------------------------------------
 
 
