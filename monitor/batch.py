@@ -33,6 +33,9 @@ from .scan import DIRECTIONS, parse_time
 from .store import Store
 
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
+# Documents that live beside recordings in an archive folder; anything else (whatever its
+# extension) is tried as a recording and stored as failed with a reason if it is not one.
+NOT_RECORDINGS = {".md", ".txt", ".yaml", ".yml", ".csv", ".jsonl", ".pdf", ".docx", ".xlsx", ".py", ".sh", ".log"}
 METADATA_FIELDS = ("call_id", "started_at", "collector_id", "debtor_id", "direction", "caller_number", "callee_number")
 _COMPACT_TIME = ("%Y%m%dT%H%M%S", "%Y%m%d-%H%M%S", "%Y%m%d_%H%M%S", "%Y%m%d%H%M%S", "%Y%m%d-%H%M", "%Y%m%d")
 
@@ -140,6 +143,8 @@ def discover(source: Path, zone: ZoneInfo, filename_pattern: str | None = None) 
     for path in sorted(p for p in source.rglob("*") if p.is_file()):
         if path.name.startswith(".") or path.suffix.lower() == ".json":
             continue  # hidden files, and sidecars (read with their recording)
+        if path.suffix.lower() in NOT_RECORDINGS:
+            continue  # notes and manifests kept beside an archive are not calls
         fields = _from_pattern(path, pattern)
         sidecar = _sidecar(path)
         try:

@@ -314,6 +314,67 @@ def _read_json(path: str | None) -> dict | None:
         raise click.ClickException(f"{path}: not valid JSON ({error})") from None
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", type=int, default=8000, show_default=True)
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local transcription workers for uploads.")
+@click.option("--scheduler", help="Dask scheduler address: transcribe uploads on that cluster.")
+@asr_option_flags
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, collector_channel, rules_dir):
+    """Serve the review app and the debtor portal with waitress."""
+    from .web import serve as run_server
+
+    try:
+        load_engine(rules_dir)  # a broken rule stops start-up here, with its location
+    except RuleError as error:
+        _fail_rules(error)
+    run_server(host, port, db, rules_dir=rules_dir, workers=workers, scheduler=scheduler,
+               options=_asr_options(asr_engine, model, compute_type, collector_channel))
+
+
+@main.group()
+def users() -> None:
+    """Staff accounts of the web app."""
+
+
+@users.command("add")
+@click.argument("username")
+@click.option("--role", type=click.Choice(["admin", "reviewer"]), default="reviewer", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+def users_add(username, role, password_stdin, db):
+    """Create a staff account (the password is asked for twice, hidden, and stored hashed)."""
+    from .web.accounts import add_user
+
+    if password_stdin:
+        password = sys.stdin.readline().rstrip("\n")
+    else:
+        password = click.prompt("password", hide_input=True, confirmation_prompt=True)
+    add_user(_open_store(db), username, password, role)
+    click.echo(f"added {role} {username}")
+
+
+@users.command("list")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+def users_list(db):
+    """List staff accounts."""
+    for user in _open_store(db).users():
+        click.echo(f"{user['username']:20} {user['role']}")
+
+
+@main.command("token")
+@click.argument("username")
+@click.option("--label", default="", help="What the token is for.")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+def token(username, label, db):
+    """Create an API token for a staff account; it is shown once and stored hashed."""
+    from .web.accounts import create_api_token
+
+    click.echo(create_api_token(_open_store(db), username, label))
+
+
 @main.group()
 def rules() -> None:
     """Check, test and list the rule pack."""

@@ -24,6 +24,11 @@ SETTINGS = (
     Setting("filename_pattern", "MONITOR_FILENAME_PATTERN", "",
             "Regex with named groups (call_id, started_at, collector_id, debtor_id, direction) read from recording file names."),
     Setting("model_dir", "MONITOR_MODEL_DIR", "", "Where the packaged Whisper model is assembled and cached; empty means the user's data folder."),
+    Setting("instance_dir", "MONITOR_INSTANCE", "instance", "Web app instance folder: settings.py, the generated secret key, uploads/."),
+    Setting("max_upload_mb", "MONITOR_MAX_UPLOAD_MB", "50", "Largest recording the web app accepts, in MB."),
+    Setting("login_rate_limit", "MONITOR_LOGIN_RATE_LIMIT", "5 per minute", "Login attempts allowed per client address."),
+    Setting("submit_rate_limit", "MONITOR_SUBMIT_RATE_LIMIT", "10 per hour", "Debtor portal submissions allowed per client address."),
+    Setting("proxy_hops", "MONITOR_PROXY_HOPS", "0", "Reverse proxies in front of the app (so rate limits see the real client)."),
     Setting("timezone", "MONITOR_TIMEZONE", "Asia/Shanghai", "Time zone of call start times given without a UTC offset."),
 )
 
