@@ -12,6 +12,7 @@ import click
 
 from . import __version__, config
 from .errors import MonitorError, RuleError
+from .labels import SPEAKER_LABELS
 from .models import CATEGORIES
 from .rules import load_rules
 from .ruletest import load_engine, run_examples
@@ -87,7 +88,6 @@ def asr_option_flags(func):
     return func
 
 
-SPEAKER_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "未知"}
 
 
 def _clock(seconds: float | None) -> str:

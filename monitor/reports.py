@@ -32,6 +32,7 @@ import yaml
 from markupsafe import Markup, escape
 
 from . import config
+from .labels import CATEGORY_LABELS, SEVERITY_LABELS, SPEAKER_LABELS
 from .errors import MonitorError
 from .models import Call, Finding
 from .store import SEVERITY_RANK, Store, StoredFinding
@@ -47,15 +48,6 @@ TO_COMPLETE = "〔待填写〕"
 RETENTION_YEARS = 5
 DEFAULT_INCIDENT_STATUS = "待调查（open）"
 
-CATEGORY_LABELS = {
-    "abuse": "辱骂、侮辱",
-    "threat": "威胁、恐吓",
-    "third_party": "骚扰第三人、泄露债务信息",
-    "cash_to_collector": "要求向非指定账户还款",
-    "impersonation": "冒充公检法或律师",
-    "off_hours": "夜间催收",
-    "call_frequency": "频繁催收",
-}
 # The effect column of the complaint's timeline: what the conduct did to the debtor.
 CATEGORY_EFFECTS = {
     "abuse": "人格尊严受到侮辱，精神受到伤害",
@@ -66,8 +58,6 @@ CATEGORY_EFFECTS = {
     "off_hours": "休息时间受到打扰",
     "call_frequency": "一日内被反复拨打，正常生活和工作受到干扰",
 }
-SEVERITY_LABELS = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
-SPEAKER_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "说话人未识别"}
 DIRECTION_LABELS = {"outbound": "呼出（催收方拨打）", "inbound": "呼入（债务人来电）"}
 AUDIT_ACTION_LABELS = {
     "call.stored": "录音入库，记录 SHA-256",

@@ -7,17 +7,9 @@ import json
 import unicodedata
 from datetime import datetime
 
-CATEGORY_LABELS = {
-    "abuse": "辱骂侮辱",
-    "threat": "威胁恐吓",
-    "third_party": "骚扰第三方",
-    "cash_to_collector": "要求私下付款",
-    "impersonation": "冒充公检法或律师",
-    "off_hours": "非规定时段催收",
-    "call_frequency": "频繁致电",
-}
-SEVERITY_LABELS = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
-SPEAKER_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "未知说话人"}
+from .. import labels
+
+CATEGORY_LABELS, SEVERITY_LABELS, SPEAKER_LABELS = labels.CATEGORY_LABELS, labels.SEVERITY_LABELS, labels.SPEAKER_LABELS
 UPLOAD_STATUS_LABELS = {"queued": "排队等待", "processing": "正在分析", "done": "分析完成", "failed": "分析失败"}
 DECISION_LABELS = {None: "待审核", "confirmed": "已确认违规", "dismissed": "已驳回"}
 DIRECTION_LABELS = {"outbound": "催收方打出", "inbound": "债务人打入"}
