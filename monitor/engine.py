@@ -18,6 +18,7 @@ from durable.engine import MessageNotHandledException, Ruleset
 
 from .models import Call, CallResult, Finding, Turn
 from .rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack
+from .text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
 # "all items differ from X" as false on an empty list, so `not` needs a non-empty list.
@@ -175,14 +176,14 @@ class Engine:
 
     # -- signals -------------------------------------------------------------------------
 
-    def signals(self, text: str) -> list[str]:
+    def signals(self, text: str | Analysed) -> list[str]:
         """The leaf signals a turn's text raises (after negation/quotation guards)."""
-        analysed = self.pack.analyser.analyse(text)
+        analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
         return [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)]
 
-    def evidence_span(self, rule: Rule, text: str) -> str | None:
+    def evidence_span(self, rule: Rule, text: str | Analysed) -> str | None:
         """The normalised words that made ``rule`` fire on ``text`` (for highlighting)."""
-        analysed = self.pack.analyser.analyse(text)
+        analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
         for leaf in rule.positive_leaves():
             spans = leaf.matcher.find(analysed, leaf.guards)
             if spans:
@@ -198,8 +199,9 @@ class Engine:
         order of calls that started at the same moment."""
         ruleset, sink = self._compiled()
         facts = []
+        analysed = [self.pack.analyser.analyse(turn.text) for turn in call.turns]
         for i, turn in enumerate(call.turns):
-            signals = self.signals(turn.text)
+            signals = self.signals(analysed[i])
             # Every rule condition needs at least one signal present, so a turn that
             # raised none cannot match anything: it is not asserted at all.
             if len(signals) > 1:
@@ -226,7 +228,7 @@ class Engine:
                 ruleset.retract_fact(fact)
             except MessageNotHandledException:
                 pass
-        return CallResult(call, self._findings(call, sink.hits))
+        return CallResult(call, self._findings(call, sink.hits, analysed))
 
     def _call_facts(self, call: Call, earlier_calls) -> list[dict]:
         if call.started_at is None:
@@ -251,7 +253,7 @@ class Engine:
                 facts.append({"sid": _SID, "kind": "tally", "rule": rule.id, "direction": call.direction, "nth": before + 1})
         return facts
 
-    def _findings(self, call: Call, hits) -> tuple[Finding, ...]:
+    def _findings(self, call: Call, hits, analysed: list[Analysed]) -> tuple[Finding, ...]:
         findings = []
         for rule_id, turn_index, detail in sorted(set(hits), key=lambda h: (-1 if h[1] is None else h[1], h[0])):
             rule = self._by_id[rule_id]
@@ -273,7 +275,7 @@ class Engine:
                     evidence=turn.text,
                     speaker_verified=turn.speaker == "collector",
                     legal_basis=rule.legal_basis,
-                    matched=self.evidence_span(rule, turn.text),
+                    matched=self.evidence_span(rule, analysed[turn_index]),
                 )
             )
         return tuple(findings)
