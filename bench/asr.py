@@ -1,6 +1,6 @@
 """Speech recognition speed, memory and accuracy on sample_audio/*.wav.
 
-    python bench/asr.py                 # all three configurations, beam size 5
+    python bench/asr.py                 # all three configurations, each engine's default beam
     python bench/asr.py --beam-size 1   # greedy decoding, for comparison
     python bench/asr.py --threads 1
 
@@ -46,7 +46,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--audio-dir", type=Path, default=REPO / "sample_audio")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
-    parser.add_argument("--beam-size", type=int, default=None, help="default: monitor.transcribe.BEAM_SIZE")
+    parser.add_argument("--beam-size", type=int, default=None, help="default: each engine's own default")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "COMPUTE_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -58,21 +58,19 @@ def main() -> int:
         print(json.dumps(run_child(*args.child, files, args.threads, args.beam_size)))
         return 0
 
-    from monitor.transcribe import BEAM_SIZE
-
-    beam = args.beam_size or BEAM_SIZE
+    beam = args.beam_size  # None: each engine's default (greedy for int8, else 5)
     print(f"machine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"Python {platform.python_version()}, {platform.system()} {platform.release()}")
     # Other work on the machine slows every configuration: say how busy it was.
     load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
-    print(f"load average before the run: {load:.2f}; threads per engine: {args.threads}; beam size {beam}; "
+    print(f"load average before the run: {load:.2f}; threads per engine: {args.threads}; beam size {beam or 'engine default (int8 greedy, otherwise 5)'}; "
           f"{len(files)} files from {args.audio_dir.name}/; model: packaged Whisper base")
     print()
     print(f"{'engine':<16}{'compute':<9}{'audio s':>8}{'wall s':>8}{'speed':>18}{'peak RSS':>10}{'load s':>8}{'CER':>7}")
     results = {}
     for engine, compute_type in CONFIGS:
         command = [sys.executable, __file__, "--audio-dir", str(args.audio_dir), "--threads", str(args.threads),
-                   "--beam-size", str(beam), "--child", engine, compute_type]
+                   *(["--beam-size", str(beam)] if beam else []), "--child", engine, compute_type]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
             print(f"{engine:<16}{compute_type:<9} failed:\n{done.stderr.strip()[-2000:]}")
@@ -102,7 +100,7 @@ def run_child(engine: str, compute_type: str, files: list[Path], threads: int, b
     started = time.perf_counter()
     if engine == "faster-whisper":
         transcriber = transcribe.FasterWhisperTranscriber(compute_type=compute_type, cpu_threads=threads,
-                                                         beam_size=beam_size or transcribe.BEAM_SIZE)
+                                                         beam_size=beam_size)
     else:
         transcriber = transcribe.OpenAIWhisperTranscriber(cpu_threads=threads, beam_size=beam_size or transcribe.BEAM_SIZE)
     load_seconds = time.perf_counter() - started

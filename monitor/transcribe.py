@@ -38,6 +38,7 @@ DEFAULT_COMPUTE_TYPE = {"faster-whisper": "int8", "openai-whisper": "float32"}
 # faster-whisper about 15% in speed, openai-whisper about 3×. A missed word can be a
 # missed violation, so accuracy wins; Whisper's own CLI uses 5 too.
 BEAM_SIZE = 5
+GREEDY_BEAM_SIZE = 1
 
 # Whisper's own thresholds: a window that is probably silence (no_speech_prob high)
 # and was decoded with low confidence is dropped; text that compresses too well is a
@@ -174,13 +175,17 @@ class FasterWhisperTranscriber:
         model: str | os.PathLike[str] | None = None,
         compute_type: str = "int8",
         cpu_threads: int | None = None,
-        beam_size: int = BEAM_SIZE,
+        beam_size: int | None = None,
         condition_on_previous_text: bool = False,
     ):
         from monitor import asr_model
 
         location = str(asr_model.packaged_model_dir() if model is None else model)
         self.name = f"faster-whisper:{'packaged-base' if model is None else model}:{compute_type}"
+        # int8 with greedy decoding measured the same character error rate as beam 5
+        # on sample_audio (0.111 / 0.110) at 1.6× the speed; float32 gains from beam 5.
+        if beam_size is None:
+            beam_size = GREEDY_BEAM_SIZE if compute_type.startswith("int8") else BEAM_SIZE
         self.beam_size = beam_size
         # Off by default: with it on, one misheard line is fed back as context and can
         # start a loop of repeated or invented text on the next window.
