@@ -12,7 +12,7 @@ import click
 
 from . import __version__, config
 from .errors import MonitorError, RuleError
-from .labels import SPEAKER_LABELS
+from .labels import SPEAKER_LABELS, clock
 from .models import CATEGORIES
 from .rules import load_rules
 from .ruletest import load_engine, run_examples
@@ -90,13 +90,6 @@ def asr_option_flags(func):
 
 
 
-def _clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--.-"
-    minutes, rest = divmod(seconds, 60)
-    return f"{int(minutes):02d}:{rest:04.1f}"
-
-
 def _print_result(result) -> None:
     call = result.call
     click.echo(f"{call.source}  {call.duration:.1f} s  sha256 {call.sha256[:16]}…  "
@@ -108,7 +101,7 @@ def _print_result(result) -> None:
         click.echo(click.style(f"  ! {finding.rule} ({finding.category}): {finding.evidence}", fg="red"))
     for index, turn in enumerate(call.turns):
         flagged = index in by_turn
-        line = f"{'!' if flagged else ' '} [{_clock(turn.start)}–{_clock(turn.end)}] {SPEAKER_LABELS[turn.speaker]}: {turn.text}"
+        line = f"{'!' if flagged else ' '} [{clock(turn.start, '--:--.-')}–{clock(turn.end, '--:--.-')}] {SPEAKER_LABELS[turn.speaker]}: {turn.text}"
         click.echo(click.style(line, fg="red") if flagged else line)
         for finding in by_turn.get(index, []):
             verified = "" if finding.speaker_verified else "，说话人未确认"

@@ -28,11 +28,10 @@ import numpy as np
 
 from . import __version__
 from .errors import MonitorError
+from .labels import SPEAKER_LABELS, clock
 from .models import Call
 from .reports import (
-    SPEAKER_LABELS,
     clip_file_name,
-    clock,
     complaint_context,
     file_sha256,
     incident_context,

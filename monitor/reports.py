@@ -32,7 +32,7 @@ import yaml
 from markupsafe import Markup, escape
 
 from . import config
-from .labels import CATEGORY_LABELS, SEVERITY_LABELS, SPEAKER_LABELS
+from .labels import CATEGORY_LABELS, SEVERITY_LABELS, SPEAKER_LABELS, clock
 from .errors import MonitorError
 from .models import Call, Finding
 from .store import SEVERITY_RANK, Store, StoredFinding
@@ -98,18 +98,6 @@ class ReportError(MonitorError):
 
 
 # --- small formatting helpers ------------------------------------------------------------
-
-
-def clock(seconds: float | None) -> str:
-    """Seconds into the recording as ``mm:ss.s`` (``h:mm:ss.s`` past an hour)."""
-    if seconds is None:
-        return "—"
-    seconds = max(0.0, seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours >= 1:
-        return f"{int(hours)}:{int(minutes):02d}:{secs:04.1f}"
-    return f"{int(minutes):02d}:{secs:04.1f}"
 
 
 def time_range(start: float | None, end: float | None) -> str:

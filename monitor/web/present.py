@@ -28,10 +28,7 @@ CALL_STATUS_LABELS = {"transcribed": "已转写，待检查", "done": "已分析
 
 
 def clock(seconds: float | None) -> str:
-    if seconds is None:
-        return "--:--"
-    minutes, rest = divmod(max(0.0, seconds), 60)
-    return f"{int(minutes):02d}:{rest:04.1f}"
+    return labels.clock(seconds, missing="--:--")
 
 
 def local_time(value: str | None) -> str:
