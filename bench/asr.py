@@ -94,8 +94,8 @@ def main() -> int:
 
 
 def run_child(engine: str, compute_type: str, files: list[Path], threads: int, beam_size: int | None) -> dict:
-    from monitor import transcribe
-    from monitor.audio import load_recording
+    from monitor.speech import transcribe
+    from monitor.speech.audio import load_recording
 
     started = time.perf_counter()
     if engine == "faster-whisper":

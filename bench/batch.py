@@ -22,7 +22,7 @@ REPO = Path(__file__).resolve().parents[1]
 
 def make_copies(folder: Path, copies: int) -> float:
     """Write ``copies`` distinct copies of every sample; return total audio seconds."""
-    from monitor.audio import load_recording
+    from monitor.speech.audio import load_recording
 
     total = 0.0
     for wav in sorted((REPO / "sample_audio").glob("*.wav")):
@@ -42,10 +42,10 @@ def main() -> None:
     parser.add_argument("--copies", type=int, default=2, help="copies of each sample recording")
     args = parser.parse_args()
 
-    from monitor.batch import run_batch
-    from monitor.executor import LocalExecutor
-    from monitor.pipeline import AsrOptions
-    from monitor.ruletest import load_engine
+    from monitor.runs.batch import run_batch
+    from monitor.runs.executor import LocalExecutor
+    from monitor.runs.pipeline import AsrOptions
+    from monitor.detection.examples import load_engine
     from monitor.store import Store
 
     engine = load_engine()

@@ -36,8 +36,8 @@ def main() -> None:
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {min(os.sched_getaffinity(0))})  # one core
 
-    from monitor.ruletest import load_engine
-    from monitor.scan import call_from_record, scan_lines
+    from monitor.detection.examples import load_engine
+    from monitor.runs.scan import call_from_record, scan_lines
 
     shared = REPO.parent / "shared" / "devset"
     utterances = _load([REPO / "tests/data/probe_utterances.jsonl", shared / "utterances.jsonl"])

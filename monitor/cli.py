@@ -10,12 +10,15 @@ from zoneinfo import ZoneInfo
 
 import click
 
-from . import __version__, config
-from .errors import MonitorError, RuleError
-from .labels import SPEAKER_LABELS, clock
-from .models import CATEGORIES
-from .rules import load_rules
-from .ruletest import load_engine, run_examples
+from monitor.audit import Action
+from monitor import __version__
+from monitor import settings
+from monitor.errors import MonitorError, RuleError
+from monitor.labels import SPEAKER_LABELS
+from monitor.times import clock
+from monitor.models import CATEGORIES
+from monitor.detection.rules import load_rules
+from monitor.detection.examples import load_engine, run_examples
 
 
 def _fail_rules(error: RuleError) -> None:
@@ -41,13 +44,13 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
     One output line per input line, in order. Exit status 1 when a line could not be
     processed (its output line carries "error").
     """
-    from .scan import scan_lines
+    from monitor.runs.scan import scan_lines
 
     try:
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
-    zone = ZoneInfo(config.get("timezone"))
+    zone = ZoneInfo(settings.get("timezone"))
     source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8")  # noqa: SIM115
     sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     errors = lines = 0
@@ -70,7 +73,7 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
 
 
 def _asr_options(asr_engine, model, compute_type, collector_channel):
-    from .pipeline import AsrOptions
+    from monitor.runs.pipeline import AsrOptions
 
     return AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel)
 
@@ -121,8 +124,9 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
     A file that cannot be analysed (not audio, empty, truncated) is reported with its
     reason and the others are still analysed; the exit status is then 1.
     """
-    from .pipeline import analyse_files
-    from .scan import result_line
+    from monitor.runs.executor import InlineExecutor
+    from monitor.runs.pipeline import analyse_files
+    from monitor.runs.scan import result_line
 
     try:
         engine = load_engine(rules_dir)
@@ -130,7 +134,7 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
         _fail_rules(error)
     options = _asr_options(asr_engine, model, compute_type, collector_channel)
     failed = 0
-    for outcome in analyse_files(files, engine, options):
+    for outcome in analyse_files(files, engine, InlineExecutor(options)):
         if outcome.error is not None:
             failed += 1
             click.echo(f"error: {outcome.error}", err=True)
@@ -170,7 +174,7 @@ def _progress(outcomes, total):
 
 
 def _open_store(db):
-    from .store import open_store
+    from monitor.store import open_store
 
     return open_store(db)
 
@@ -188,8 +192,8 @@ def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model
     """Analyse every recording of SOURCE (a folder tree, or a .csv/.jsonl manifest) into
     the database. Safe to run again: stored recordings are skipped; a run that was killed
     resumes. Exit status 1 when a recording failed."""
-    from .batch import run_batch
-    from .executor import make_executor
+    from monitor.runs.batch import run_batch
+    from monitor.runs.executor import make_executor
 
     try:
         engine = load_engine(rules_dir)
@@ -198,8 +202,8 @@ def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model
     store = _open_store(db)
     executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel))
     report = run_batch(
-        Path(source), store, engine, executor, ZoneInfo(config.get("timezone")),
-        since=since.date() if since else None, filename_pattern=config.get("filename_pattern") or None,
+        Path(source), store, engine, executor, ZoneInfo(settings.get("timezone")),
+        since=since.date() if since else None, filename_pattern=settings.get("filename_pattern") or None,
         retry_failed=retry_failed, progress=_progress, log=lambda line: click.echo(line, err=True),
     )
     click.echo(report.summary())
@@ -211,7 +215,7 @@ def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
 def rescan(db, rules_dir):
     """Run the current rules over every stored transcript again, without transcribing."""
-    from .batch import rescan as run_rescan
+    from monitor.runs.batch import rescan as run_rescan
 
     try:
         engine = load_engine(rules_dir)
@@ -269,7 +273,7 @@ def export(db, fmt, output, since, until, category, collector, review_status):
 def report(call_id, db, kind, fmt, output, complainant, lender):
     """Write the debtor's complaint letter (投诉书) or the compliance incident report for a
     stored call. An incident report needs at least one confirmed finding."""
-    from .reports import complaint_context, incident_context, render
+    from monitor.documents.reports import complaint_context, incident_context, render
 
     store = _open_store(db)
     if kind == "complaint":
@@ -277,7 +281,7 @@ def report(call_id, db, kind, fmt, output, complainant, lender):
     else:
         context = incident_context(store, call_id)
     Path(output).write_bytes(render(context, kind, fmt))
-    store.audit("cli", f"report.{kind}", call_id, {"format": fmt})
+    store.audit("cli", Action.INCIDENT_REPORT if kind == "incident" else Action.COMPLAINT_LETTER, call_id, {"format": fmt})
     click.echo(f"wrote {output}")
 
 
@@ -289,7 +293,7 @@ def report(call_id, db, kind, fmt, output, complainant, lender):
 def evidence(call_id, db, kind, output):
     """Write an evidence package (zip): the original recording, a clip per finding, the
     transcript, the report and a manifest of SHA-256 hashes."""
-    from .evidence import build_evidence_package, verify_package
+    from monitor.documents.evidence import build_evidence_package, verify_package
 
     path = build_evidence_package(_open_store(db), call_id, output, kind=kind, actor="cli")
     problems = verify_package(path)
@@ -378,7 +382,7 @@ def rules() -> None:
 def rules_check(directory: str | None) -> None:
     """Validate every rule and run its examples; print each problem as file:line: message."""
     try:
-        engine = load_engine(directory or config.get("rules_dir") or None)
+        engine = load_engine(directory or settings.get("rules_dir") or None)
     except RuleError as error:
         for problem in error.problems:
             click.echo(str(problem))
@@ -393,10 +397,10 @@ def rules_check(directory: str | None) -> None:
 @click.argument("directory", required=False, type=click.Path(file_okay=False))
 def rules_test(directory: str | None) -> None:
     """Run every rule's examples and print each failure."""
-    from .engine import Engine
+    from monitor.detection.engine import Engine
 
     try:
-        pack = load_rules(directory or config.get("rules_dir") or None)
+        pack = load_rules(directory or settings.get("rules_dir") or None)
     except RuleError as error:
         _fail_rules(error)
     outcomes = run_examples(Engine(pack))
@@ -412,7 +416,7 @@ def rules_test(directory: str | None) -> None:
 def rules_list(directory: str | None) -> None:
     """List the rules: id, category, severity, title."""
     try:
-        pack = load_rules(directory or config.get("rules_dir") or None)
+        pack = load_rules(directory or settings.get("rules_dir") or None)
     except RuleError as error:
         _fail_rules(error)
     for rule in sorted(pack.rules, key=lambda r: (r.category, r.id)):
@@ -426,25 +430,25 @@ def rules_list(directory: str | None) -> None:
 def evaluate(labelled: tuple[str, ...], rules_dir: str | None, show_errors: bool) -> None:
     """Precision and recall per category on labelled JSON Lines (scan input plus
     "categories"), such as the dev set's utterances.jsonl and calls.jsonl."""
-    from .evaluation import evaluate as run_evaluation
-    from .evaluation import read_jsonl
+    from monitor.runs.evaluation import evaluate as run_evaluation
+    from monitor.runs.evaluation import read_jsonl
 
     try:
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
-    result = run_evaluation(engine, read_jsonl(Path(p) for p in labelled), ZoneInfo(config.get("timezone")))
+    result = run_evaluation(engine, read_jsonl(Path(p) for p in labelled), ZoneInfo(settings.get("timezone")))
     click.echo(result.table())
     if show_errors:
         for error in result.errors:
             click.echo(json.dumps(error, ensure_ascii=False))
 
 
-@main.command()
-def settings() -> None:
+@main.command("settings")
+def show_settings() -> None:
     """Print every setting, its environment variable, default and current value."""
-    for setting in config.SETTINGS:
-        click.echo(f"{setting.env:24} {config.get(setting.name)!r:30} {setting.help}")
+    for setting in settings.SETTINGS:
+        click.echo(f"{setting.env:24} {settings.get(setting.name)!r:30} {setting.help}")
 
 
 def run() -> None:

@@ -1,4 +1,4 @@
-"""Chinese display names and time formatting shared by the CLI, the web app and the reports."""
+"""Chinese display names shared by the CLI, the web app and the documents."""
 
 CATEGORY_LABELS = {
     "abuse": "辱骂侮辱",
@@ -12,14 +12,3 @@ CATEGORY_LABELS = {
 SEVERITY_LABELS = {"low": "低", "medium": "中", "high": "高", "critical": "严重"}
 SPEAKER_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "未知说话人"}
 
-
-def clock(seconds: float | None, missing: str = "—") -> str:
-    """Seconds into the recording as ``mm:ss.s`` (``h:mm:ss.s`` past an hour)."""
-    if seconds is None:
-        return missing
-    seconds = max(0.0, seconds)
-    hours, rest = divmod(seconds, 3600)
-    minutes, secs = divmod(rest, 60)
-    if hours >= 1:
-        return f"{int(hours)}:{int(minutes):02d}:{secs:04.1f}"
-    return f"{int(minutes):02d}:{secs:04.1f}"

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 SPEAKERS = ("collector", "debtor", "unknown")
+DIRECTIONS = ("outbound", "inbound")
 
 CATEGORIES = (
     "abuse",

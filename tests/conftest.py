@@ -15,7 +15,7 @@ DEVSET = SHARED / "devset"
 
 @pytest.fixture(scope="session")
 def engine():
-    from monitor.ruletest import load_engine
+    from monitor.detection.examples import load_engine
 
     return load_engine(REPO / "rules")
 

@@ -15,7 +15,7 @@ import av
 import numpy as np
 import pytest
 
-from monitor.audio import SAMPLE_RATE, Recording, load_recording
+from monitor.speech.audio import SAMPLE_RATE, Recording, load_recording
 from monitor.errors import AudioError
 
 LEFT_HZ, RIGHT_HZ = 440.0, 660.0
@@ -216,5 +216,5 @@ def test_over_long_recording_is_refused_before_decoding(stereo_wav: Path) -> Non
 
 def test_limit_holds_when_the_header_gives_no_length(stereo_wav: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Streams (and lying headers) may declare no length: the decoder counts instead.
-    monkeypatch.setattr("monitor.audio._declared_seconds", lambda container, stream: None)
+    monkeypatch.setattr("monitor.speech.audio._declared_seconds", lambda container, stream: None)
     assert refused(stereo_wav, max_seconds=1.0).reason.startswith("recording too long: over 0:01")

@@ -17,9 +17,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.batch import discover, run_batch
-from monitor.executor import DaskExecutor, LocalExecutor
-from monitor.pipeline import AsrOptions
+from monitor.runs.batch import discover, run_batch
+from monitor.runs.executor import DaskExecutor, LocalExecutor
+from monitor.runs.pipeline import AsrOptions
 from monitor.store import Store
 
 from .conftest import REPO

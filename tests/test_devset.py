@@ -5,7 +5,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.evaluation import evaluate, read_jsonl
+from monitor.runs.evaluation import evaluate, read_jsonl
 from monitor.models import CATEGORIES
 
 from .conftest import REPO, require_devset

@@ -6,9 +6,9 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from monitor.engine import Engine
+from monitor.detection.engine import Engine
 from monitor.models import Call, Turn
-from monitor.rules import load_rules
+from monitor.detection.rules import load_rules
 
 CONTEXT_RULE = """\
 id: threat-context-demo

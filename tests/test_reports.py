@@ -20,9 +20,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.evidence import EvidenceError, build_evidence_package, verify_package
+from monitor.documents.evidence import EvidenceError, build_evidence_package, verify_package
 from monitor.models import Call, Turn
-from monitor.reports import (
+from monitor.documents.reports import (
     BLANK,
     ReportError,
     classify_lender,
@@ -348,7 +348,7 @@ def test_the_complaint_package_has_a_clip_per_timed_finding(sample, tmp_path):
 
 def test_clips_are_cut_at_the_edges_of_the_recording(sample, tmp_path):
     """The first turn of third_party_contacts starts 0.5 s in: its clip cannot start 3 s earlier."""
-    from monitor.evidence import cut_clips
+    from monitor.documents.evidence import cut_clips
 
     store, call_id = sample["store"], sample["third_party_id"]
     row = store.call_row(call_id)

@@ -3,8 +3,8 @@ example is one test here, so a failure names the rule and the sentence."""
 
 import pytest
 
-from monitor.rules import load_rules
-from monitor.ruletest import run_examples
+from monitor.detection.rules import load_rules
+from monitor.detection.examples import run_examples
 
 from .conftest import REPO
 

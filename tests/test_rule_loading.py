@@ -8,8 +8,8 @@ from click.testing import CliRunner
 
 from monitor.cli import main
 from monitor.errors import RuleError
-from monitor.rules import load_rules
-from monitor.ruletest import load_engine
+from monitor.detection.rules import load_rules
+from monitor.detection.examples import load_engine
 
 from .conftest import REPO
 

@@ -1,6 +1,6 @@
 import jieba
 
-from monitor.text import TextAnalyser, char_key, normalise, pinyin_keys
+from monitor.detection.text import TextAnalyser, char_key, normalise, pinyin_keys
 
 
 def test_normalise_converts_traditional_to_simplified():

@@ -18,10 +18,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from monitor import asr_model, transcribe
-from monitor.audio import SAMPLE_RATE, Recording, load_recording
+from monitor.speech import model as asr_model
+from monitor.speech import transcribe
+from monitor.speech.audio import SAMPLE_RATE, Recording, load_recording
 from monitor.errors import TranscriptionError
-from monitor.transcribe import Segment, Transcriber, merge_segments, turns_from_recording
+from monitor.speech.transcribe import Segment, Transcriber, merge_segments, turns_from_recording
 
 SAMPLE_AUDIO = Path(__file__).resolve().parents[1] / "sample_audio"
 

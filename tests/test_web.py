@@ -11,10 +11,8 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
 import re
 import sqlite3
-import sys
 import types
 import wave
 from dataclasses import dataclass, field
@@ -26,7 +24,7 @@ import numpy as np
 import pytest
 from werkzeug.security import generate_password_hash
 
-from monitor.executor import Transcribed
+from monitor.runs.executor import Transcribed
 from monitor.models import Call, Turn
 from monitor.store import Store
 from monitor.web import PUBLIC_BLUEPRINTS, PUBLIC_ENDPOINTS, add_user, create_api_token, create_app
@@ -738,21 +736,9 @@ def test_debtor_submissions_are_rate_limited(tmp_path, engine):
 # --- reports ---------------------------------------------------------------------------------
 
 
-def test_report_routes_answer_501_without_the_reports_module(web, engine, monkeypatch):
-    monkeypatch.setitem(sys.modules, "monitor.reports", None)
-    monkeypatch.setitem(sys.modules, "monitor.evidence", None)
-    seed_call(web, engine, "c1", ABUSIVE)
-    client = web.client("rita")
-    page = client.get("/calls/c1")
-    assert "/calls/c1/incident.pdf" not in page.text and "evidence.zip" not in page.text
-    response = client.get("/calls/c1/incident.pdf")
-    assert response.status_code == 501 and "monitor/reports.py" in response.text
-    assert client.get("/calls/c1/evidence.zip").status_code == 501
-
-
 def test_report_routes_call_the_reports_module(web, engine, monkeypatch):
     calls = []
-    fake = types.ModuleType("monitor.reports")
+    fake = types.ModuleType("monitor.documents.reports")
 
     class ReportError(Exception):
         pass
@@ -770,7 +756,9 @@ def test_report_routes_call_the_reports_module(web, engine, monkeypatch):
         return f"{kind}:{fmt}".encode()
 
     fake.ReportError, fake.incident_context, fake.complaint_context, fake.render = ReportError, incident_context, complaint_context, render
-    monkeypatch.setitem(sys.modules, "monitor.reports", fake)
+    from monitor.web import reporting
+
+    monkeypatch.setattr(reporting, "reports", fake)
     seed_call(web, engine, "c1", ABUSIVE)
     client = web.client("rita")
     assert "/calls/c1/incident.pdf" in client.get("/calls/c1").text
@@ -848,27 +836,70 @@ def test_api_does_not_expose_debtor_submissions_by_upload_id(web):
     assert client.get(f"/api/v1/uploads/{row['id']}", headers={"Authorization": f"Bearer {token}"}).status_code == 404
 
 
-def test_store_migration_two_keeps_existing_data(tmp_path, monkeypatch):
+def test_store_migration_two_keeps_existing_data(tmp_path):
     """A database made before the web app (schema 1) opens and gains the new tables."""
-    from monitor import store as store_module
+    import sqlite_utils
+
+    from monitor.store import schema
 
     path = tmp_path / "old.db"
-    with monkeypatch.context() as patch:
-        patch.setattr(store_module, "MIGRATIONS", store_module.MIGRATIONS[:1])
-        old = Store(path)
-        assert old.schema_version == 1
-        old.save_failure("s" * 64, "k.wav", "broken", call_id="k")
-        old.close()
+    db = sqlite_utils.Database(path)
+    schema.MIGRATIONS.apply(db, stop_before="0002_web")
+    db.close()
+    old = Store(path)
+    old.save_failure("s" * 64, "k.wav", "broken", call_id="k")
+    old.close()
+    # Only migration 1 ran on it so far; the next open applies the rest.
+    db = sqlite_utils.Database(path)
+    db["_sqlite_migrations"].delete_where("name = ?", ["0002_web"])
+    db.execute("DROP TABLE assignments")
+    db.execute("DROP TABLE uploads")
+    db.execute("DROP TABLE api_tokens")
+    db.execute("DROP TABLE users")
+    db.close()
     reopened = Store(path)
-    assert reopened.schema_version == 2
+    assert reopened.migrations == ["0001_calls", "0002_web"]
     assert reopened.call_row("k")["status"] == "failed"
     assert reopened.users() == [] and reopened.uploads() == []
     reopened.close()
 
 
+def test_store_made_before_the_migrations_table_is_recognised(tmp_path):
+    """A database versioned by PRAGMA user_version (before sqlite-utils migrations) is
+    not migrated twice: its applied migrations are recorded and its data kept."""
+    import sqlite_utils
+
+    from monitor.store import schema
+
+    path = tmp_path / "legacy.db"
+    db = sqlite_utils.Database(path)
+    schema.MIGRATIONS.apply(db)
+    db["_sqlite_migrations"].drop()
+    db.execute("PRAGMA user_version = 2")
+    db.close()
+    store = Store(path)
+    assert store.migrations == ["0001_calls", "0002_web"]
+    store.save_failure("t" * 64, "x.wav", "broken", call_id="x")
+    assert store.call_row("x")["status"] == "failed"
+    store.close()
+
+
+def test_store_refuses_a_database_from_a_newer_monitor(tmp_path):
+    import sqlite_utils
+
+    from monitor.store import StoreError
+
+    path = tmp_path / "new.db"
+    Store(path).close()
+    db = sqlite_utils.Database(path)
+    db["_sqlite_migrations"].insert({"migration_set": "monitor", "name": "9999_future", "applied_at": "2030"})
+    db.close()
+    with pytest.raises(StoreError, match="newer monitor"):
+        Store(path)
+
+
 def test_downloads_work_with_the_real_reports_module(web, engine):
     """The wiring against monitor/reports.py itself (HTML only: quick)."""
-    pytest.importorskip("monitor.reports")
     client = web.client("rita")
     upload(client, web.recording("c.wav", 440, ABUSIVE))
     web.queue.process_pending()

@@ -31,14 +31,13 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
-from .. import config as settings
-from ..engine import Engine
-from ..pipeline import AsrOptions
-from ..store import Store
+from monitor import settings
+from monitor.detection.engine import Engine
+from monitor.runs.pipeline import AsrOptions
+from monitor.store import Store
 from . import present
 from .accounts import AccountError, add_user, create_api_token, user_for_token
 from .jobs import UploadQueue
-from .reporting import evidence_available, reports_available
 
 __all__ = ["create_app", "serve", "make_server", "add_user", "create_api_token", "AccountError"]
 
@@ -152,12 +151,12 @@ def create_app(config: dict | None = None) -> Flask:
 
     engine = app.config["ENGINE"]
     if engine is None:
-        from ..ruletest import load_engine
+        from monitor.detection.examples import load_engine
 
         engine = load_engine(app.config["RULES_DIR"])  # RuleError stops the start, located
     factory = app.config["EXECUTOR_FACTORY"]
     if factory is None:
-        from ..executor import make_executor
+        from monitor.runs.executor import make_executor
 
         workers, scheduler = app.config["WORKERS"], app.config["SCHEDULER"]
         factory = lambda options: make_executor(workers, scheduler, options)  # noqa: E731
@@ -192,8 +191,7 @@ def create_app(config: dict | None = None) -> Flask:
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
     app.jinja_env.globals.update(
-        labels=present, clock=present.clock, local_time=present.local_time, reports_available=reports_available,
-        evidence_available=evidence_available, rule_info=rule_info,
+        labels=present, clock=present.clock, local_time=present.local_time, rule_info=rule_info,
     )
     return app
 
@@ -263,7 +261,6 @@ ERROR_MESSAGES = {
     413: "文件太大，没有保存。",
     415: "不支持这种文件。",
     429: "尝试次数太多，请稍等一会儿再试。",
-    501: "这个功能还没有安装。",
 }
 
 

@@ -10,8 +10,9 @@ import secrets
 
 from werkzeug.security import check_password_hash, generate_password_hash
 
-from ..errors import MonitorError
-from ..store import Store, StoreError
+from monitor.audit import Action
+from monitor.errors import MonitorError
+from monitor.store import Store, StoreError
 
 ROLES = ("admin", "reviewer")
 MIN_PASSWORD_LENGTH = 8
@@ -25,7 +26,7 @@ class AccountError(MonitorError):
     """A user or token that cannot be created (bad name, short password, unknown role …)."""
 
 
-def add_user(store: Store, username: str, password: str, role: str = "reviewer") -> None:
+def add_user(store: Store, username: str, password: str, role: str = "reviewer", actor: str = "system") -> None:
     """Create a staff account. Raises AccountError for an invalid name, an unknown role,
     a password shorter than 8 characters or an existing user."""
     if not _USERNAME.match(username or ""):
@@ -38,7 +39,7 @@ def add_user(store: Store, username: str, password: str, role: str = "reviewer")
         store.add_user(username, generate_password_hash(password), role)
     except StoreError as error:
         raise AccountError(str(error)) from None
-    store.audit("system", "user.add", username, {"role": role})
+    store.audit(actor, Action.USER_ADDED, username, {"role": role})
 
 
 def authenticate(store: Store, username: str, password: str) -> dict | None:
@@ -54,7 +55,7 @@ def token_hash(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
-def create_api_token(store: Store, username: str, label: str = "") -> str:
+def create_api_token(store: Store, username: str, label: str = "", actor: str = "system") -> str:
     """A new API token for ``username`` (shown once; only its hash is stored). Use it as
     ``Authorization: Bearer <token>``."""
     user = store.user(username)
@@ -62,7 +63,7 @@ def create_api_token(store: Store, username: str, label: str = "") -> str:
         raise AccountError(f"no active user {username!r}")
     token = secrets.token_urlsafe(32)
     store.add_api_token(token_hash(token), username, label)
-    store.audit("system", "token.create", username, {"label": label})
+    store.audit(actor, Action.TOKEN_CREATED, username, {"label": label})
     return token
 
 

@@ -16,7 +16,8 @@ import json
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
 
-from ..models import CATEGORIES
+from monitor.audit import Action
+from monitor.models import CATEGORIES
 from . import get_store
 from .staff import accept_files
 from .uploads import Refused
@@ -74,7 +75,7 @@ def call(call_id: str):
     row = store.call_row(call_id)
     if row is None:
         abort(404)
-    store.audit(g.user["username"], "api.call.view", call_id, {})
+    store.audit(g.user["username"], Action.CALL_VIEWED_API, call_id, {})
     reviews: dict[str, list] = {}
     for review in store.reviews(call_id):
         reviews.setdefault(review["finding_id"], []).append(review)
@@ -105,5 +106,5 @@ def findings():
     for row in rows:
         row["legal_basis"] = json.loads(row["legal_basis"] or "[]")
         row["speaker_verified"] = bool(row["speaker_verified"])
-    store.audit(g.user["username"], "api.findings.read", "findings", {k: v for k, v in args.items()})
+    store.audit(g.user["username"], Action.FINDINGS_READ_API, "findings", {k: v for k, v in args.items()})
     return jsonify({"findings": rows, "count": len(rows)})

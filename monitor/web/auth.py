@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, abort, g, redirect, render_template, request, session, url_for
 
+from monitor.audit import Action
 from . import get_store
 from .accounts import authenticate
 
@@ -43,13 +44,13 @@ def login():
         store = get_store()
         user = authenticate(store, username, request.form.get("password", ""))
         if user is None:
-            store.audit(username or "(empty)", "login.failed", "auth", {"ip": request.remote_addr})
+            store.audit(username or "(empty)", Action.LOGIN_FAILED, "auth", {"ip": request.remote_addr})
             error = "用户名或密码不正确。"
         else:
             session.clear()  # a new session: no fixation
             session.permanent = True
             session["user"] = user["username"]
-            store.audit(user["username"], "login", "auth", {"ip": request.remote_addr})
+            store.audit(user["username"], Action.LOGIN, "auth", {"ip": request.remote_addr})
             return redirect(next_page or url_for("review.queue"))
     return render_template("login.html", error=error, next=next_page), (401 if error else 200)
 
@@ -57,6 +58,6 @@ def login():
 @bp.route("/logout", methods=["POST"])
 def logout():
     if g.user is not None:
-        get_store().audit(g.user["username"], "logout", "auth", {})
+        get_store().audit(g.user["username"], Action.LOGOUT, "auth", {})
     session.clear()
     return redirect(url_for("auth.login"))

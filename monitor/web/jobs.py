@@ -4,59 +4,27 @@ A web request only checks and stores the file and adds an ``uploads`` row (statu
 ``queued``). One worker thread takes every queued upload, hands the recordings to an
 executor (``LocalExecutor(1, options)`` by default; a Dask cluster when ``serve`` is
 given a scheduler), stores each transcript or the reason it failed, and runs the rules
-over the new call with the calls before it, exactly as `monitor batch` does.
+over the new call with the calls before it: the batch's own ``analyse_and_store``.
+Every upload ends ``done`` or ``failed`` with a reason.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
 from collections import defaultdict
 from dataclasses import replace
-from datetime import datetime
 from pathlib import Path
 from typing import Callable
 
-from ..engine import Engine
-from ..executor import make_executor
-from ..pipeline import AsrOptions, CallMetadata, with_metadata
-from ..store import Store
+from monitor.detection.engine import Engine
+from monitor.runs.executor import make_executor
+from monitor.runs.metadata import Job, metadata_from_json
+from monitor.runs.pipeline import AsrOptions, analyse_and_store, scan_stored
+from monitor.store import Store
 
 log = logging.getLogger("monitor.web.jobs")
-
-PENDING = ("queued", "processing")
-
-
-def metadata_to_json(metadata: CallMetadata, extra: dict) -> str:
-    return json.dumps(
-        {
-            "call_id": metadata.call_id,
-            "started_at": metadata.started_at.isoformat() if metadata.started_at else None,
-            "collector_id": metadata.collector_id,
-            "debtor_id": metadata.debtor_id,
-            "direction": metadata.direction,
-            "extra": extra,
-        },
-        ensure_ascii=False,
-    )
-
-
-def metadata_from_json(text: str | None) -> tuple[CallMetadata, dict]:
-    data = json.loads(text or "{}")
-    started = data.get("started_at")
-    return (
-        CallMetadata(
-            call_id=data.get("call_id"),
-            started_at=datetime.fromisoformat(started) if started else None,
-            collector_id=data.get("collector_id"),
-            debtor_id=data.get("debtor_id"),
-            direction=data.get("direction") or "outbound",
-        ),
-        data.get("extra") or {},
-    )
-
 
 def _reason(error: str, path: str) -> str:
     """An executor's error without the server-side path of the stored file."""
@@ -140,9 +108,7 @@ class UploadQueue:
         while time.monotonic() < deadline:
             store = Store(self.database)
             try:
-                pending = store.db.execute(
-                    "SELECT count(*) FROM uploads WHERE status IN ('queued', 'processing')"
-                ).fetchone()[0]
+                pending = store.pending_upload_count()
             finally:
                 store.close()
             if not pending:
@@ -153,45 +119,35 @@ class UploadQueue:
     def _process(self, store: Store, rows: list[dict]) -> None:
         # Recordings already stored (the same file uploaded again, or analysed by a batch)
         # are not transcribed twice; the rest go to the executor, one run per channel layout.
-        by_channel: dict[str, dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
+        by_channel: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
         for row in rows:
             call_id = store.call_id_for(row["sha256"])
             if call_id and store.status_of(row["sha256"]) in ("transcribed", "done"):
-                self._scan(store, call_id)
+                scan_stored(store, self.engine, ("transcribed",))
                 store.update_upload(row["id"], status="done", call_id=call_id, error=None)
                 continue
             channel = row["collector_channel"] if row["collector_channel"] in ("left", "right") else "left"
-            by_channel[channel][row["path"]].append(row)
-        for channel, by_path in by_channel.items():
+            by_channel[channel, row["origin"]][row["path"]].append(row)
+        for (channel, origin), by_path in by_channel.items():
             left = dict(by_path)
+
+            def stored(job: Job, call_id: str, error: str | None) -> None:
+                waiting = left.pop(job.path)
+                for row in waiting:
+                    if error is None:
+                        store.update_upload(row["id"], status="done", call_id=call_id, error=None)
+                    else:
+                        store.update_upload(row["id"], status="failed", error=_reason(error, job.path), call_id=call_id)
+
+            jobs = []
+            for path, waiting in by_path.items():
+                metadata, extra = metadata_from_json(waiting[0]["metadata"])
+                jobs.append(Job(path, metadata, extra, waiting[0]["sha256"]))
             try:
                 executor = self.executor_factory(replace(self.options, collector_channel=channel))
-                for outcome in executor.run(list(by_path)):
-                    self._finish(store, left.pop(outcome.path), outcome)
+                analyse_and_store(store, self.engine, executor, jobs, origin=origin, on_stored=stored)
             except Exception as error:
                 log.exception("the executor failed")
                 for path, waiting in left.items():
                     for row in waiting:
                         store.update_upload(row["id"], status="failed", error=f"analysis failed: {type(error).__name__}: {error}")
-
-    def _finish(self, store: Store, rows: list[dict], outcome) -> None:
-        first = rows[0]
-        metadata, extra = metadata_from_json(first["metadata"])
-        if outcome.error is not None:
-            reason = _reason(outcome.error, first["path"])
-            call_id = store.save_failure(first["sha256"], first["path"], reason, origin=first["origin"], call_id=metadata.call_id)
-            for row in rows:
-                store.update_upload(row["id"], status="failed", error=reason, call_id=call_id)
-            return
-        call = with_metadata(outcome.call, metadata)
-        call_id = store.save_transcript(call, origin=first["origin"], extra=extra)
-        self._scan(store, call_id)
-        for row in rows:
-            store.update_upload(row["id"], status="done", call_id=call_id, error=None)
-
-    def _scan(self, store: Store, call_id: str) -> None:
-        if store.call_row(call_id)["status"] != "transcribed":
-            return  # already scanned (done) or nothing to scan (failed)
-        call = store.call(call_id)
-        result = self.engine.scan(call, store.earlier_calls(call))
-        store.save_findings(call_id, result, self.engine.pack.version)

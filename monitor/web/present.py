@@ -7,7 +7,7 @@ import json
 import unicodedata
 from datetime import datetime
 
-from .. import labels
+from monitor import labels, times
 
 CATEGORY_LABELS, SEVERITY_LABELS, SPEAKER_LABELS = labels.CATEGORY_LABELS, labels.SEVERITY_LABELS, labels.SPEAKER_LABELS
 UPLOAD_STATUS_LABELS = {"queued": "排队等待", "processing": "正在分析", "done": "分析完成", "failed": "分析失败"}
@@ -28,7 +28,7 @@ CALL_STATUS_LABELS = {"transcribed": "已转写，待检查", "done": "已分析
 
 
 def clock(seconds: float | None) -> str:
-    return labels.clock(seconds, missing="--:--")
+    return times.clock(seconds, missing="--:--")
 
 
 def local_time(value: str | None) -> str:

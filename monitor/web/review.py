@@ -11,9 +11,10 @@ from pathlib import Path
 from flask import Blueprint, abort, current_app, flash, g, redirect, render_template, request, send_file, url_for
 from werkzeug.utils import secure_filename
 
-from ..models import CATEGORIES
-from ..store import StoreError
-from . import abort_with, get_store, present, state
+from monitor.audit import Action
+from monitor.models import CATEGORIES
+from monitor.store import StoreError
+from . import abort_with, get_store, present
 from .auth import _safe_next
 from .reporting import evidence_response, report_response
 
@@ -60,7 +61,7 @@ def call(call_id: str):
     store = get_store()
     row = _call_or_404(call_id)
     user = g.user["username"]
-    store.audit(user, "call.view", call_id, {})
+    store.audit(user, Action.CALL_VIEWED, call_id, {})
     call = store.call(call_id)
     findings = store.findings(call_id)
     turns = present.transcript(call, findings)
@@ -97,7 +98,7 @@ def audio(call_id: str):
     # seeks: log each listening or download, not every piece.
     span = request.headers.get("Range", "")
     if download or not span or span.replace(" ", "").startswith("bytes=0-"):
-        get_store().audit(g.user["username"], "call.audio_download" if download else "call.audio", call_id,
+        get_store().audit(g.user["username"], Action.AUDIO_DOWNLOADED if download else Action.AUDIO_PLAYED, call_id,
                           {"range": span or None})
     name = secure_filename(f"{call_id}{path.suffix}") or f"recording{path.suffix}"
     return send_file(os.fspath(path), conditional=True, as_attachment=download, download_name=name, max_age=0)
@@ -144,7 +145,7 @@ def assign(call_id: str):
 @bp.route("/calls/<call_id>/incident.<fmt>")
 def incident(call_id: str, fmt: str):
     _call_or_404(call_id)
-    get_store().audit(g.user["username"], "report.incident", call_id, {"format": fmt})
+    get_store().audit(g.user["username"], Action.INCIDENT_REPORT, call_id, {"format": fmt})
     name = secure_filename(f"incident-{call_id}") or "incident"
     return report_response("incident", fmt, lambda reports: reports.incident_context(get_store(), call_id), name)
 

@@ -10,12 +10,13 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, flash, g, redirect, render_template, request, url_for
 
-from ..errors import InputError
-from ..models import CATEGORIES, SPEAKERS, Call, Turn
+from monitor.errors import InputError
+from monitor.models import CATEGORIES, SPEAKERS, Call, Turn
 from . import get_store, present, state
 from .accounts import ROLES, AccountError, add_user, create_api_token
 from .auth import admin_required
-from .uploads import Refused, call_metadata, queue_upload, receive, staff_call_id
+from monitor.runs.metadata import metadata_from_form
+from .uploads import Refused, queue_upload, receive, staff_call_id
 
 bp = Blueprint("staff", __name__)
 
@@ -38,7 +39,7 @@ def accept_files(files, form, origin: str) -> tuple[list[str], list[Refused]]:
             continue
         try:
             # Check the metadata of every file before keeping any: a bad date stores nothing.
-            metadata, extra = call_metadata(fields, zone, current_app.config["FILENAME_PATTERN"], storage.filename)
+            metadata, extra = metadata_from_form(fields, zone, current_app.config["FILENAME_PATTERN"], storage.filename)
         except InputError as error:
             raise Refused(f"通话信息有误：{error}", status=400, filename=storage.filename) from None
         chosen.append((storage, metadata, extra))
@@ -167,12 +168,10 @@ def users():
         try:
             if request.form.get("action") == "token":
                 username = request.form.get("username", "")
-                token = create_api_token(store, username, request.form.get("label", "").strip())
-                store.audit(me, "token.create", username, {"by": me})
+                token = create_api_token(store, username, request.form.get("label", "").strip(), actor=me)
             else:
                 username = request.form.get("username", "").strip()
-                add_user(store, username, request.form.get("password", ""), request.form.get("role", "reviewer"))
-                store.audit(me, "user.add", username, {"by": me})
+                add_user(store, username, request.form.get("password", ""), request.form.get("role", "reviewer"), actor=me)
                 flash(f"已创建用户 {username}", "ok")
         except AccountError as error:
             flash(str(error), "error")

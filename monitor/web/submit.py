@@ -12,10 +12,10 @@ from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
 
-from ..errors import InputError
-from ..pipeline import CallMetadata
+from monitor.audit import Action
+from monitor.errors import InputError
+from monitor.runs.metadata import CallMetadata, metadata_from_form, metadata_from_json
 from . import get_store, present, state
-from .jobs import metadata_from_json
 from .reporting import evidence_response, report_response
 from .uploads import Refused, queue_upload, receive
 
@@ -37,24 +37,20 @@ def _form_values() -> dict:
 
 
 def _metadata(values: dict) -> tuple[CallMetadata, dict]:
-    started = None
-    if values["called_at"]:
-        try:
-            started = datetime.fromisoformat(values["called_at"])
-        except ValueError:
-            raise InputError("通话时间的格式不对，请用“年-月-日 时:分”。") from None
-        if started.tzinfo is None:
-            started = started.replace(tzinfo=ZoneInfo(current_app.config["TIMEZONE"]))
-    direction = values["direction"] if values["direction"] in ("outbound", "inbound") else "outbound"
     lender_type = values["lender_type"] if values["lender_type"] in present.LENDER_TYPES else "unknown"
-    extra = {
-        "caller_number": values["calling_number"] or None,
-        "lender": values["lender_name"] or None,
+    fields = {
+        "call_id": f"debtor-{datetime.now().strftime('%Y%m%d')}-{secrets.token_hex(3)}",
+        "started_at": values["called_at"],
+        "direction": values["direction"] if values["direction"] in ("outbound", "inbound") else "outbound",
+        "caller_number": values["calling_number"],
+        "lender": values["lender_name"],
         "lender_type": lender_type,
         "collector_channel_stated": values["collector_channel"] or "unknown",
     }
-    call_id = f"debtor-{datetime.now().strftime('%Y%m%d')}-{secrets.token_hex(3)}"
-    return CallMetadata(call_id=call_id, started_at=started, direction=direction), {k: v for k, v in extra.items() if v}
+    try:
+        return metadata_from_form(fields, ZoneInfo(current_app.config["TIMEZONE"]), None, "")
+    except InputError:
+        raise InputError("通话时间的格式不对，请用“年-月-日 时:分”。") from None
 
 
 @bp.route("/", methods=["GET", "POST"])
@@ -98,7 +94,7 @@ def _upload_or_404(token: str) -> dict:
 def receipt(token: str):
     row = _upload_or_404(token)
     store = get_store()
-    store.audit("debtor", "receipt.view", row["id"], {})
+    store.audit("debtor", Action.RECEIPT_VIEWED, row["id"], {})
     metadata, extra = metadata_from_json(row["metadata"])
     call, findings, turns = None, [], []
     if row["status"] == "done" and row["call_id"]:
@@ -127,7 +123,7 @@ def complaint(token: str, fmt: str):
         abort(404)
     _, extra = metadata_from_json(row["metadata"])
     complainant, lender = _complaint_parties(extra)
-    get_store().audit("debtor", "report.complaint", row["id"], {"format": fmt})
+    get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt})
     return report_response(
         "complaint", fmt,
         lambda reports: reports.complaint_context(get_store(), row["call_id"], complainant, lender),

@@ -9,16 +9,15 @@ import threading
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 from werkzeug.datastructures import FileStorage
 from werkzeug.utils import secure_filename
 
-from ..audio import load_recording
-from ..batch import _from_pattern, metadata_from_fields
-from ..errors import AudioError, InputError, MonitorError
-from ..store import Store
-from .jobs import metadata_to_json
+from monitor.audit import Action
+from monitor.speech.audio import load_recording
+from monitor.runs.metadata import metadata_to_json
+from monitor.errors import AudioError, InputError, MonitorError
+from monitor.store import Store
 
 AUDIO_EXTENSIONS = (
     ".wav", ".mp3", ".m4a", ".aac", ".amr", ".ogg", ".oga", ".opus", ".flac", ".wma", ".webm",
@@ -108,17 +107,6 @@ def receive(storage: FileStorage, folder: Path, max_seconds: float) -> Received:
             temporary.unlink()
 
 
-def call_metadata(fields: dict, zone: ZoneInfo, filename_pattern: str | None, filename: str):
-    """CallMetadata and extra fields from a form (empty values ignored), over what the
-    file name tells (the batch's filename pattern). Raises InputError."""
-    import re
-
-    given = {k: v.strip() if isinstance(v, str) else v for k, v in fields.items()}
-    given = {k: v for k, v in given.items() if v not in (None, "")}
-    from_name = _from_pattern(Path(filename), re.compile(filename_pattern)) if filename_pattern else {}
-    return metadata_from_fields({**from_name, **given}, zone, "form")
-
-
 def queue_upload(
     store: Store,
     received: Received,
@@ -141,7 +129,7 @@ def queue_upload(
             "submitted_by": submitted_by, "receipt_hash": receipt_hash,
         }
     )
-    store.audit(submitted_by, "upload.queued", upload_id, {"origin": origin, "filename": received.filename, "sha256": received.sha256})
+    store.audit(submitted_by, Action.UPLOAD_QUEUED, upload_id, {"origin": origin, "filename": received.filename, "sha256": received.sha256})
     return upload_id
 
 

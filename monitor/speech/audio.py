@@ -11,7 +11,6 @@ rather than analysed with a warning. The user gets a message that says why.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from dataclasses import dataclass
 
@@ -19,6 +18,7 @@ import av
 import numpy as np
 
 from monitor.errors import AudioError
+from monitor.hashing import file_sha256
 
 SAMPLE_RATE = 16_000
 # Two hours: longer than any collection call we expect, short enough that the
@@ -63,7 +63,7 @@ def load_recording(path: str | os.PathLike[str], *, max_seconds: float = DEFAULT
     """Decode ``path`` to 16 kHz float32 channels, or raise AudioError saying why not."""
     path = os.fspath(path)
     size = _check_file(path)
-    sha256 = _sha256_of(path)
+    sha256 = file_sha256(path)
     try:
         container = av.open(path)
     except av.error.InvalidDataError:
@@ -95,14 +95,6 @@ def _check_file(path: str) -> int:
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     return size
-
-
-def _sha256_of(path: str) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _unrecognised_reason(path: str, size: int) -> str:

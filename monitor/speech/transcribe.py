@@ -24,7 +24,7 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from monitor.audio import SAMPLE_RATE, Recording
+from monitor.speech.audio import SAMPLE_RATE, Recording
 from monitor.errors import TranscriptionError
 from monitor.models import Turn
 
@@ -178,7 +178,7 @@ class FasterWhisperTranscriber:
         beam_size: int | None = None,
         condition_on_previous_text: bool = False,
     ):
-        from monitor import asr_model
+        from monitor.speech import model as asr_model
 
         location = str(asr_model.packaged_model_dir() if model is None else model)
         self.name = f"faster-whisper:{'packaged-base' if model is None else model}:{compute_type}"
@@ -269,7 +269,7 @@ class OpenAIWhisperTranscriber:
         beam_size: int = BEAM_SIZE,
         condition_on_previous_text: bool = False,
     ):
-        from monitor import asr_model
+        from monitor.speech import model as asr_model
 
         self.name = f"openai-whisper:{'packaged-base' if model is None else model}:float32"
         self.beam_size = beam_size

@@ -10,12 +10,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from . import config
-from .engine import Engine
-from .errors import InputError, RuleError, RuleProblem
-from .models import Call, Turn
-from .rules import Example, Rule, collect_rules
-from .scan import parse_time
+from monitor import settings
+from monitor.detection.engine import Engine
+from monitor.errors import InputError, RuleError, RuleProblem
+from monitor.models import Call, Turn
+from monitor.detection.rules import Example, Rule, collect_rules
+from monitor.times import parse_time
 
 _EXAMPLE_DEBTOR = "example-debtor"
 
@@ -61,7 +61,7 @@ def _example_call(example: Example, zone: ZoneInfo) -> tuple[Call, list[Call]]:
 
 
 def run_examples(engine: Engine, rules: tuple[Rule, ...] | None = None) -> list[ExampleOutcome]:
-    zone = ZoneInfo(config.get("timezone"))
+    zone = ZoneInfo(settings.get("timezone"))
     outcomes = []
     for rule in rules if rules is not None else engine.pack.rules:
         for example in rule.examples:
@@ -96,7 +96,7 @@ def _describe(example: Example) -> str:
 def load_engine(directory: Path | str | None = None) -> Engine:
     """Load the rules, compile them, and run their examples. Raises RuleError with every
     problem (syntax, schema, regex, failing example), each located."""
-    pack, problems = collect_rules(directory or config.get("rules_dir") or None)
+    pack, problems = collect_rules(directory or settings.get("rules_dir") or None)
     engine = Engine(pack) if pack is not None else None
     if engine is not None:
         problems = problems + [o.problem for o in run_examples(engine) if not o.passed]

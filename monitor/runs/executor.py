@@ -13,9 +13,9 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from .errors import MonitorError
-from .models import Call
-from .pipeline import AsrOptions, transcribe_recording
+from monitor.errors import MonitorError
+from monitor.models import Call
+from monitor.runs.pipeline import AsrOptions, transcribe_recording
 
 
 @dataclass(frozen=True)
@@ -38,9 +38,21 @@ def transcribe_job(path: str, options: AsrOptions) -> Transcribed:
 
 
 def _warm_worker(options: AsrOptions) -> None:
-    from .transcribe import get_transcriber
+    from monitor.speech.transcribe import get_transcriber
 
     get_transcriber(options.engine, options.model, options.compute_type, options.cpu_threads)
+
+
+class InlineExecutor:
+    """Jobs run one by one in this process (``monitor analyze``: a few files, no pool
+    start-up); the model is loaded once and kept."""
+
+    def __init__(self, options: AsrOptions):
+        self.options = options
+
+    def run(self, paths: Iterable[str]) -> Iterator[Transcribed]:
+        for path in paths:
+            yield transcribe_job(path, self.options)
 
 
 class LocalExecutor:

@@ -26,18 +26,20 @@ from pathlib import Path
 
 import numpy as np
 
-from . import __version__
-from .errors import MonitorError
-from .labels import SPEAKER_LABELS, clock
-from .models import Call
-from .reports import (
+from monitor.audit import Action
+from monitor import __version__
+from monitor.errors import MonitorError
+from monitor.hashing import file_sha256
+from monitor.labels import SPEAKER_LABELS
+from monitor.times import clock
+from monitor.models import Call
+from monitor.documents.reports import (
     clip_file_name,
     complaint_context,
-    file_sha256,
     incident_context,
     render,
 )
-from .store import Store, StoredFinding
+from monitor.store import Store, StoredFinding
 
 DEFAULT_PADDING_SECONDS = 3.0
 MANIFEST = "manifest.json"
@@ -95,7 +97,7 @@ def cut_clips(path: Path, findings: list[StoredFinding], padding: float = DEFAUL
     """One clip per finding that has a place in the recording (call-level findings such
     as a night call have none): ``padding`` seconds either side, kept inside the file.
     Stereo stays stereo, so collector and debtor remain on their own channels."""
-    from .audio import load_recording  # PyAV: only when audio is really needed
+    from monitor.speech.audio import load_recording  # PyAV: only when audio is really needed
 
     timed = [s for s in findings if s.finding.start is not None]
     if not timed:
@@ -228,7 +230,7 @@ def build_evidence_package(
     except OSError as error:
         partial.unlink(missing_ok=True)
         raise EvidenceError(f"{out_path}: cannot write the evidence package ({error})") from error
-    store.audit(actor, "evidence.exported", call_id,
+    store.audit(actor, Action.EVIDENCE_EXPORTED, call_id,
                 {"kind": kind, "file": out_path.name, "sha256": file_sha256(out_path)})
     return out_path
 

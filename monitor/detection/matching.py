@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from .text import Analysed, pinyin_keys
+from monitor.detection.text import Analysed, pinyin_keys
 
 Span = tuple[int, int]
 

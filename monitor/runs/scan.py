@@ -10,11 +10,11 @@ from datetime import datetime
 from typing import Iterable, Iterator
 from zoneinfo import ZoneInfo
 
-from .engine import Engine
-from .errors import InputError
-from .models import SPEAKERS, Call, CallResult, Turn
+from monitor.detection.engine import Engine
+from monitor.errors import InputError
+from monitor.times import parse_time
+from monitor.models import DIRECTIONS, SPEAKERS, Call, CallResult, Turn
 
-DIRECTIONS = ("outbound", "inbound")
 
 
 @dataclass(frozen=True)
@@ -25,16 +25,6 @@ class ParsedLine:
     call: Call | None
     id: object = None
     error: str | None = None
-
-
-def parse_time(value, zone: ZoneInfo, field: str) -> datetime:
-    if not isinstance(value, str):
-        raise InputError(f"{field}: expected an ISO 8601 date-time string")
-    try:
-        moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        raise InputError(f"{field}: not an ISO 8601 date-time: {value!r}") from None
-    return moment if moment.tzinfo else moment.replace(tzinfo=zone)
 
 
 def _text(value, field: str) -> str:

@@ -17,7 +17,6 @@ a reviewer *confirmed*; a call without one gets no incident report.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -31,11 +30,15 @@ import jinja2
 import yaml
 from markupsafe import Markup, escape
 
-from . import config
-from .labels import CATEGORY_LABELS, SEVERITY_LABELS, SPEAKER_LABELS, clock
-from .errors import MonitorError
-from .models import Call, Finding
-from .store import SEVERITY_RANK, Store, StoredFinding
+from monitor import settings
+from monitor.labels import CATEGORY_LABELS, SEVERITY_LABELS
+from monitor.times import clock
+from monitor import audit
+from monitor.audit import Action
+from monitor.errors import MonitorError
+from monitor.hashing import file_sha256
+from monitor.models import Call, Finding
+from monitor.store import SEVERITY_RANK, Store, StoredFinding
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "templates" / "reports"
 KINDS = ("complaint", "incident")
@@ -59,14 +62,6 @@ CATEGORY_EFFECTS = {
     "call_frequency": "一日内被反复拨打，正常生活和工作受到干扰",
 }
 DIRECTION_LABELS = {"outbound": "呼出（催收方拨打）", "inbound": "呼入（债务人来电）"}
-AUDIT_ACTION_LABELS = {
-    "call.stored": "录音入库，记录 SHA-256",
-    "call.viewed": "查看通话",
-    "finding.confirmed": "审核：确认违规",
-    "finding.dismissed": "审核：驳回",
-    "evidence.exported": "导出证据包",
-    "report.generated": "生成报告",
-}
 
 # Lender types a debtor can name, with the words they are likely to type.
 LENDER_TYPES = {
@@ -122,7 +117,7 @@ def mask_id_number(value: str | None) -> str | None:
 
 
 def _local_zone() -> ZoneInfo:
-    return ZoneInfo(config.get("timezone"))
+    return ZoneInfo(settings.get("timezone"))
 
 
 def _local(moment: datetime | None) -> datetime | None:
@@ -194,9 +189,9 @@ def clip_file_name(number: int, finding: Finding) -> str:
 def rule_titles(directory: str | None = None) -> dict[str, str]:
     """Rule id → title (e.g. 威胁：以暴力或人身伤害相威胁), read straight from the rule
     files: reports need the words, not a compiled rule pack."""
-    from .rules import DEFAULT_RULES_DIR, rule_files
+    from monitor.detection.rules import DEFAULT_RULES_DIR, rule_files
 
-    folder = Path(directory or config.get("rules_dir") or DEFAULT_RULES_DIR)
+    folder = Path(directory or settings.get("rules_dir") or DEFAULT_RULES_DIR)
     titles = {}
     for path in rule_files(folder) if folder.is_dir() else []:
         try:
@@ -259,14 +254,6 @@ def _said_at(record: _CallRecord, finding: Finding) -> datetime | None:
 
 def _recording_name(record: _CallRecord) -> str:
     return Path(record.row["source"]).name if record.row.get("source") else f"{record.call.id}（原始文件名未知）"
-
-
-def file_sha256(path: str | os.PathLike[str]) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _finding_facts(record: _CallRecord, stored: StoredFinding, number: int, titles: dict[str, str]) -> dict:
@@ -531,17 +518,13 @@ def _confirmed(store: Store, call_id: str) -> list[tuple[StoredFinding, dict]]:
     for stored in _sorted_findings(store.findings(call_id, active_only=False)):
         if stored.decision != "confirmed":
             continue
-        review = list(store.db.query(
-            "SELECT reviewer, decided_at, note FROM reviews WHERE finding_id = ? ORDER BY id DESC LIMIT 1", [stored.id]
-        ))[0]
+        review = store.latest_review(stored.id)
         confirmed.append((stored, review))
     return confirmed
 
 
 def _detected_at(store: Store, finding_ids: list[str]) -> str | None:
-    marks = ", ".join("?" for _ in finding_ids)
-    row = store.db.execute(f"SELECT min(created_at) FROM findings WHERE id IN ({marks})", finding_ids).fetchone()
-    return row[0] if row else None
+    return store.first_detected(finding_ids)
 
 
 def _calls_to_debtor(store: Store, call: Call) -> tuple[int | None, int | None]:
@@ -554,11 +537,7 @@ def _calls_to_debtor(store: Store, call: Call) -> tuple[int | None, int | None]:
     day_end = day_start + timedelta(days=1)
 
     def count(since: datetime) -> int:
-        row = store.db.execute(
-            "SELECT count(*) FROM calls WHERE debtor_id = ? AND status != 'failed' AND started_utc >= ? AND started_utc < ?",
-            [call.debtor_id, since.astimezone(timezone.utc).isoformat(), day_end.astimezone(timezone.utc).isoformat()],
-        ).fetchone()
-        return row[0]
+        return store.count_calls_to_debtor(call.debtor_id, since, day_end)
 
     return count(day_start), count(day_start - timedelta(days=6))
 
@@ -567,7 +546,7 @@ def _custody(store: Store, record: _CallRecord) -> list[dict]:
     """Who touched the recording and its findings, from the append-only audit log,
     starting with when the monitor stored it."""
     events = [{"at": _utc_text(record.row["created_at"]), "actor": f"monitor（{record.row['origin'] or '未知来源'}）",
-               "action": AUDIT_ACTION_LABELS["call.stored"], "subject": record.call.id, "note": ""}]
+               "action": Action.CALL_STORED.label, "subject": record.call.id, "note": ""}]
     call_id = record.call.id
     for entry in store.audit_log(call_id):
         subject = entry["subject"]
@@ -579,7 +558,7 @@ def _custody(store: Store, record: _CallRecord) -> list[dict]:
             detail = {"detail": entry["detail"]}
         note = detail.get("note") or "；".join(f"{k}: {v}" for k, v in detail.items() if k != "note" and v)
         events.append({"at": _utc_text(entry["at"]), "actor": entry["actor"],
-                       "action": AUDIT_ACTION_LABELS.get(entry["action"], entry["action"]), "subject": subject, "note": note})
+                       "action": audit.label(entry["action"]), "subject": subject, "note": note})
     return events
 
 

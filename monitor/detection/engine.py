@@ -16,9 +16,9 @@ from datetime import timedelta
 
 from durable.engine import MessageNotHandledException, Ruleset
 
-from .models import Call, CallResult, Finding, Turn
-from .rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack
-from .text import Analysed
+from monitor.models import Call, CallResult, Finding, Turn
+from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack
+from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
 # "all items differ from X" as false on an empty list, so `not` needs a non-empty list.

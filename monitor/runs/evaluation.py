@@ -13,9 +13,9 @@ from pathlib import Path
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from .engine import Engine
-from .models import CATEGORIES
-from .scan import scan_lines
+from monitor.detection.engine import Engine
+from monitor.models import CATEGORIES
+from monitor.runs.scan import scan_lines
 
 
 @dataclass

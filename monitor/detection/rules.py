@@ -17,13 +17,13 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import jsonschema
 
-from . import yamlfile
-from .errors import RuleError, RuleProblem
-from .matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, pinyin_term
-from .models import CATEGORIES, SEVERITIES
-from .text import TextAnalyser, normalise, to_simplified
+from monitor.detection import yamlfile
+from monitor.errors import RuleError, RuleProblem
+from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, pinyin_term
+from monitor.models import CATEGORIES, SEVERITIES
+from monitor.detection.text import TextAnalyser, normalise, to_simplified
 
-DEFAULT_RULES_DIR = Path(__file__).resolve().parent.parent / "rules"
+DEFAULT_RULES_DIR = Path(__file__).resolve().parents[2] / "rules"
 
 _RULE_SPEAKERS = ["collector", "unknown"]  # a debtor's words are never a finding
 
