@@ -18,6 +18,8 @@ import pytest
 from .conftest import REPO
 
 SAMPLES = REPO / "sample_audio"
+# Every test here runs the real Whisper model over real recordings.
+pytestmark = pytest.mark.slow
 MONITOR = [str(REPO / ".venv/bin/monitor")] if (REPO / ".venv/bin/monitor").exists() else [sys.executable, "-m", "monitor"]
 
 
@@ -69,11 +71,11 @@ def test_mono_call_has_unknown_speakers_and_unverified_findings(faster_whisper_r
 
 
 def test_openai_whisper_engine_finds_the_same(tmp_path):
-    done, results = analyze("--engine", "openai-whisper", str(SAMPLES / "impersonation_court.wav"),
-                            str(SAMPLES / "compliant_reminder.wav"), cwd=tmp_path)
+    # One short call is enough to prove the reference engine end to end; the engine's
+    # transcripts are compared in tests/test_transcribe.py.
+    done, results = analyze("--engine", "openai-whisper", str(SAMPLES / "impersonation_court.wav"), cwd=tmp_path)
     assert done.returncode == 0, done.stderr
     assert results["impersonation_court"]["categories"] == expected("impersonation_court")["categories"]
-    assert results["compliant_reminder"]["findings"] == []
 
 
 def _truncated_mp3(target: Path) -> Path:
@@ -105,5 +107,6 @@ def test_broken_files_are_named_and_the_others_still_analysed(tmp_path):
     assert f"{empty}: empty file (0 bytes)" in done.stderr
     assert f"{truncated}: " in done.stderr and "incomplete recording" in done.stderr
     assert results["good"]["categories"] == ["third_party"]
-    assert {r.get("error", "")[:0] for r in results.values()}  # one line per file
-    assert set(results) == {"notes", "empty", "cut", "good"}
+    assert set(results) == {"notes", "empty", "cut", "good"}  # one line per file, broken ones too
+    assert all(results[name]["error"] for name in ("notes", "empty", "cut"))
+    assert "error" not in results["good"]

@@ -47,6 +47,7 @@ def stored(store: Store) -> list[tuple[str, str]]:
     return sorted(store.db.execute("SELECT sha256, status FROM calls").fetchall())
 
 
+@pytest.mark.slow
 def test_a_second_run_transcribes_nothing(tmp_path, engine):
     copy_samples(tmp_path / "night", ["compliant_reminder", "abuse_threat"])
     store = Store(tmp_path / "m.db")
@@ -60,6 +61,7 @@ def test_a_second_run_transcribes_nothing(tmp_path, engine):
     assert [(f.id, f.finding.category) for f in store.findings()] == findings
 
 
+@pytest.mark.slow
 def test_broken_files_are_stored_as_failed_and_the_batch_goes_on(tmp_path):
     night = tmp_path / "night"
     copy_samples(night, ["compliant_reminder", "cash_personal_account"])
@@ -84,6 +86,7 @@ def test_broken_files_are_stored_as_failed_and_the_batch_goes_on(tmp_path):
     assert [f.finding.category for f in store.findings("cash_personal_account")]
 
 
+@pytest.mark.slow
 def test_a_run_killed_with_sigkill_resumes_without_duplicates(tmp_path):
     night = tmp_path / "night"
     names = ["compliant_reminder", "compliant_instalment", "abuse_threat", "third_party_contacts",
@@ -112,6 +115,7 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates(tmp_path):
         assert turns_per_call[name] >= len(expected["turns"]) - 2  # stored once, completely
 
 
+@pytest.mark.slow
 def test_frequency_counts_calls_stored_by_an_earlier_batch_and_night_calls_are_off_hours(tmp_path, engine):
     store = Store(tmp_path / "m.db")
     first_night = copy_samples(tmp_path / "n1", ["compliant_reminder", "compliant_instalment", "third_party_contacts"])
@@ -189,6 +193,7 @@ def dask_cluster(tmp_path):
                 process.kill()
 
 
+@pytest.mark.slow
 def test_a_dask_cluster_stores_the_same_findings_as_a_local_run(tmp_path, engine, dask_cluster):
     names = ["abuse_threat", "third_party_contacts", "cash_personal_account", "compliant_reminder"]
     recordings = copy_samples(tmp_path / "night", names)

@@ -85,12 +85,15 @@ def test_call_frequency_counts_calls_across_the_input_in_time_order(tmp_path):
 
 
 def test_start_time_without_offset_uses_the_configured_zone(tmp_path, monkeypatch):
-    record = {"id": "c1", "started_at": "2026-05-04T23:00:00", "turns": [{"speaker": "collector", "text": "您好"}]}
-    _, outputs = run_scan(tmp_path, [json.dumps(record)])
-    assert outputs[0]["categories"] == ["off_hours"]
-    monkeypatch.setenv("MONITOR_TIMEZONE", "UTC")  # 23:00 UTC is 07:00 in Shanghai
-    _, outputs = run_scan(tmp_path, [json.dumps(record | {"started_at": "2026-05-04T12:00:00"})])
-    assert outputs[0]["categories"] == []
+    # The off_hours window is in the debtor's time (Asia/Shanghai); the same wall-clock
+    # strings must give opposite answers when the configured zone changes.
+    night = {"id": "c1", "started_at": "2026-05-04T06:00:00", "turns": [{"speaker": "collector", "text": "您好"}]}
+    afternoon = night | {"id": "c2", "started_at": "2026-05-04T14:30:00"}
+    _, outputs = run_scan(tmp_path, [json.dumps(night), json.dumps(afternoon)])
+    assert [o["categories"] for o in outputs] == [["off_hours"], []]
+    monkeypatch.setenv("MONITOR_TIMEZONE", "UTC")  # 06:00 UTC is 14:00 in Shanghai, 14:30 UTC is 22:30
+    _, outputs = run_scan(tmp_path, [json.dumps(night), json.dumps(afternoon)])
+    assert [o["categories"] for o in outputs] == [[], ["off_hours"]]
 
 
 def test_console_script_reads_stdin_and_writes_only_json_to_stdout(tmp_path):

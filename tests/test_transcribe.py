@@ -286,12 +286,14 @@ def openai_checkpoint(model_dir: Path, tmp_path_factory: pytest.TempPathFactory)
     return asr_model.convert_ct2_to_openai_whisper(model_dir, tmp_path_factory.mktemp("openai") / "base.pt")
 
 
+@pytest.mark.slow
 def test_assembled_model_matches_the_recorded_hash(model_dir: Path) -> None:
     digest = hashlib.sha256((model_dir / "model.bin").read_bytes()).hexdigest()
     assert digest in {p.sha256 for p in asr_model.PACKAGED_MODELS}
     assert asr_model.packaged_model_dir() == model_dir  # reused, not rebuilt
 
 
+@pytest.mark.slow
 def test_converted_checkpoint_has_openai_layout(openai_checkpoint: Path) -> None:
     import torch
 
@@ -339,11 +341,13 @@ def check_against_script(name: str, transcriber: Transcriber, max_cer: float) ->
         assert 0.0 < turn.confidence <= 1.0
 
 
+@pytest.mark.slow
 def test_faster_whisper_transcribes_a_stereo_call(model_dir: Path) -> None:
     transcriber = transcribe.FasterWhisperTranscriber(compute_type="int8")
     check_against_script("third_party_contacts", transcriber, max_cer=0.2)
 
 
+@pytest.mark.slow
 def test_faster_whisper_turn_times_follow_the_script(model_dir: Path) -> None:
     transcriber = transcribe.FasterWhisperTranscriber(compute_type="int8")
     script = json.loads((SAMPLE_AUDIO / "compliant_reminder.expected.json").read_text(encoding="utf-8"))
@@ -354,11 +358,13 @@ def test_faster_whisper_turn_times_follow_the_script(model_dir: Path) -> None:
         assert heard.end == pytest.approx(said["end"], abs=0.6)
 
 
+@pytest.mark.slow
 def test_openai_whisper_transcribes_with_a_converted_checkpoint(openai_checkpoint: Path) -> None:
     transcriber = transcribe.OpenAIWhisperTranscriber(model=openai_checkpoint, beam_size=1)
     check_against_script("mono_threat", transcriber, max_cer=0.25)
 
 
+@pytest.mark.slow
 def test_openai_whisper_default_converts_the_packaged_model_once(model_dir: Path) -> None:
     checkpoint = asr_model.default_openai_checkpoint()
     assert checkpoint.parent == model_dir.parent
@@ -375,6 +381,7 @@ def faint_noise(seconds: float = 3.0) -> np.ndarray:
     return (np.random.default_rng(7).standard_normal(int(seconds * SAMPLE_RATE)) * 1e-3).astype(np.float32)
 
 
+@pytest.mark.slow
 def test_faster_whisper_hears_nothing_in_hiss(model_dir: Path) -> None:
     assert transcribe.FasterWhisperTranscriber(compute_type="int8").transcribe(faint_noise()) == []
 

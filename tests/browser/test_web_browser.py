@@ -24,7 +24,11 @@ from ..conftest import REPO
 
 playwright_api = pytest.importorskip("playwright.sync_api")
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
-pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium fonts-noto-cjk)")
+# A real browser against a real server that transcribes with the real model: slow tier.
+pytestmark = [
+    pytest.mark.skipif(CHROMIUM is None, reason="Debian chromium not installed (apt-get install chromium fonts-noto-cjk)"),
+    pytest.mark.slow,
+]
 
 SAMPLES = REPO / "sample_audio"
 SHOTS = REPO / "test-output" / "screenshots"
