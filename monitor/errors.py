@@ -46,3 +46,26 @@ class AudioError(MonitorError):
 
 class TranscriptionError(MonitorError):
     """The speech recogniser could not be loaded or failed on a recording."""
+
+
+class MissingExtra(MonitorError):
+    """An optional part (an extra of the package) is asked for but not installed."""
+
+    def __init__(self, feature: str, extra: str, missing: str):
+        self.extra = extra
+        super().__init__(
+            f"{feature} needs the optional package {missing!r}: "
+            f"pip install 'collection-call-monitor[{extra}]' (or bash scripts/setup.sh, which installs everything)"
+        )
+
+
+def import_optional(module: str, feature: str, extra: str):
+    """Import an optional dependency, or raise MissingExtra naming the extra to install."""
+    import importlib
+
+    try:
+        return importlib.import_module(module)
+    except ModuleNotFoundError as error:
+        if error.name and module.split(".")[0] == error.name.split(".")[0]:
+            raise MissingExtra(feature, extra, error.name) from None
+        raise

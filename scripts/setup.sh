@@ -12,5 +12,5 @@ fi
 # torch first, pinned to the CPU build: anything that depends on torch (openai-whisper)
 # would otherwise pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet torch==2.13.0
-.venv/bin/python -m pip install --quiet -e '.[test]'
+.venv/bin/python -m pip install --quiet -e '.[all,test]' -c constraints.txt
 echo "set-up done: .venv/bin/monitor is ready"

@@ -13,7 +13,7 @@ from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wai
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
-from monitor.errors import MonitorError
+from monitor.errors import MonitorError, import_optional
 from monitor.models import Call
 from monitor.runs.pipeline import AsrOptions, transcribe_recording
 
@@ -86,7 +86,8 @@ class DaskExecutor:
         self.options = options
 
     def run(self, paths: Iterable[str]) -> Iterator[Transcribed]:
-        from distributed import Client, as_completed
+        distributed = import_optional("distributed", "running on a Dask cluster", "cluster")
+        Client, as_completed = distributed.Client, distributed.as_completed
 
         try:
             client = Client(self.address, timeout="20s")

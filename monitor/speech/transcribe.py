@@ -25,7 +25,7 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 from monitor.speech.audio import SAMPLE_RATE, Recording
-from monitor.errors import TranscriptionError
+from monitor.errors import TranscriptionError, import_optional
 from monitor.models import Turn
 
 LANGUAGE = "zh"
@@ -277,10 +277,9 @@ class OpenAIWhisperTranscriber:
         # whisper.transcribe installs key/value-cache hooks on the shared model for the
         # length of a call, so two threads must not transcribe on one model at once.
         self._lock = threading.Lock()
+        torch = import_optional("torch", "the openai-whisper engine", "openai")
+        whisper = import_optional("whisper", "the openai-whisper engine", "openai")
         try:
-            import torch
-            import whisper
-
             if cpu_threads:
                 torch.set_num_threads(cpu_threads)
         except Exception as exc:
