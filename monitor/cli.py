@@ -324,11 +324,13 @@ def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, c
     from .web import serve as run_server
 
     try:
-        load_engine(rules_dir)  # a broken rule stops start-up here, with its location
+        engine = load_engine(rules_dir)  # a broken rule stops start-up here, with its location
     except RuleError as error:
         _fail_rules(error)
+    # The checked engine is handed to the app, so the rules are loaded and their examples
+    # run once per start.
     run_server(host, port, db, rules_dir=rules_dir, workers=workers, scheduler=scheduler,
-               options=_asr_options(asr_engine, model, compute_type, collector_channel))
+               options=_asr_options(asr_engine, model, compute_type, collector_channel), config={"ENGINE": engine})
 
 
 @main.group()
