@@ -194,7 +194,7 @@ def _debt(complainant: dict, lender: dict) -> dict:
 def _quote(incident: dict, corrections: dict[str, str], redact) -> dict:
     """The incident's quote: the automatic transcript, or the complainant's correction
     with the automatic text kept beside it."""
-    original = redact(incident["facts"][0]["quote"] or "")
+    original = incident["facts"][0]["quote"] or ""
     corrected = next((corrections[i] for i in incident["finding_ids"] if corrections.get(i, "").strip()), None)
     if corrected and corrected.strip() != original:
         return {"text": redact(corrected.strip()), "mark": CORRECTED_MARK, "original": original}
@@ -224,6 +224,8 @@ def complaint_context(store: Store, call_id: str, complainant: dict | None, lend
     lender_type = classify_lender(lender)
     lender_name = lender.get("name") or None
     facts = [finding_facts(record, stored, n, lender_type) for n, stored in enumerate(findings, start=1)]
+    for fact in facts:
+        fact["quote"], fact["matched"] = redact(fact["quote"]), redact(fact["matched"])
     incidents = group_incidents(facts)
     categories = {f["category"] for f in facts}
     rules = {f["rule"] for f in facts}
