@@ -1,7 +1,7 @@
 """The document model written into a Word file with python-docx: a centred title in
 black (not Word's blue Title style), black headings, fixed column widths from the model
-(Chinese never stacks one character a line), page numbers that count the document and
-not the appendix, the appendix in its own section on a new page, and zh-CN as the
+(Chinese never stacks one character a line), page numbers on the document's pages
+(none on the appendix), the appendix in its own section on a new page, and zh-CN as the
 East Asian language, so that Word and LibreOffice pick a Simplified Chinese font."""
 
 from __future__ import annotations
@@ -187,8 +187,9 @@ class _Writer:
             _shade(word_cell, "EEEEEE" if not label else "F4F4F4")
 
     def footer(self, section, text: str | None) -> None:
-        """Page numbers: 第 PAGE 页 / 共 SECTIONPAGES 页 (this section's pages only), or a
-        fixed label (the appendix)."""
+        """Page numbers (第 PAGE 页), or a fixed label (the appendix). No page total: Word's
+        SECTIONPAGES would count the letter without the appendix, but LibreOffice shows
+        that field's cached text, so a total would be wrong there; the PDF has the total."""
         section.footer.is_linked_to_previous = False
         paragraph = section.footer.paragraphs[0]
         paragraph.alignment = WD_ALIGN_PARAGRAPH.CENTER
@@ -196,7 +197,7 @@ class _Writer:
         if text is not None:
             self.runs(paragraph, [Span(text)], size=8)
             return
-        for piece in ("第 ", "PAGE", " 页 / 共 ", "SECTIONPAGES", " 页"):
+        for piece in ("第 ", "PAGE", " 页"):
             if piece.isupper():
                 _field(paragraph, piece, fonts)
             else:
