@@ -10,9 +10,8 @@ from datetime import date
 from functools import lru_cache
 from pathlib import Path
 
-import yaml
-
 from monitor import settings
+from monitor.detection.yamlfile import YamlSyntaxError, line_of, load
 from monitor.errors import MonitorError
 
 # Not rules/*.yaml: every YAML file at the top of the rules folder is read as a rule.
@@ -46,8 +45,8 @@ def rule_texts(directory: str | None = None) -> dict[str, RuleText]:
     texts = {}
     for path in rule_files(folder) if folder.is_dir() else []:
         try:
-            document = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            document = load(path)
+        except (OSError, YamlSyntaxError):
             continue  # a broken rule file is `monitor rules check`'s business, not ours
         if isinstance(document, dict) and document.get("id") and document.get("title"):
             basis = tuple(str(line) for line in document.get("legal_basis") or ())
@@ -66,20 +65,25 @@ def clause_table(directory: str | None = None) -> dict:
     if not path.is_file():
         return {"by_call_date": [], "by_lender": [], "by_words": []}
     try:
-        table = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as error:
+        table = load(path) or {}
+    except OSError as error:
         raise ClauseTableError(f"{path}: cannot be read ({error})") from error
+    except YamlSyntaxError as error:
+        raise ClauseTableError(f"{path}:{error.line or 1}: {error}") from error
+    if not isinstance(table, dict):
+        raise ClauseTableError(f"{path}:1: expected a mapping of by_call_date, by_lender, by_words")
     required = {"by_call_date": ("line", "since", "earlier"), "by_lender": ("line", "lenders"), "by_words": ("line",)}
     for section, keys in required.items():
         entries = table.setdefault(section, [])
         if not isinstance(entries, list):
             raise ClauseTableError(f"{path}: {section} must be a list")
         for number, entry in enumerate(entries, start=1):
+            where = f"{path}:{line_of(table, [section, number - 1]) or 1}"
             missing = [k for k in keys if not isinstance(entry, dict) or entry.get(k) in (None, "", [])]
             if missing:
-                raise ClauseTableError(f"{path}: {section} entry {number} lacks {', '.join(missing)}")
+                raise ClauseTableError(f"{where}: {section} entry {number} lacks {', '.join(missing)}")
             if section == "by_call_date" and not isinstance(entry["since"], date):
-                raise ClauseTableError(f"{path}: {section} entry {number}: since must be a date (YYYY-MM-DD)")
+                raise ClauseTableError(f"{where}: {section} entry {number}: since must be a date (YYYY-MM-DD)")
     return table
 
 

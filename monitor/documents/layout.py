@@ -6,11 +6,11 @@ from __future__ import annotations
 from .model import Cell, Document, Heading, Items, Paragraph, Span, Table, cell, spans
 
 
-def _fields(rows: list[tuple[str, object]], label_cm: float = 4.2, style: dict | None = None) -> Table:
+def _fields(rows: list[tuple[str, object]], label_cm: float = 4.2, style: dict | None = None,
+            keep_together: bool = False) -> Table:
     style = style or {}
-    return Table([label_cm, 17.0 - label_cm], None,
-                 [[[cell(label, header=True, shade=True), cell(value, style.get(label, ""))]] for label, value in rows],
-                 role="fields")
+    pairs = [[cell(label, header=True, shade=True), cell(value, style.get(label, ""))] for label, value in rows]
+    return Table([label_cm, 17.0 - label_cm], None, [pairs] if keep_together else [[pair] for pair in pairs], role="fields")
 
 
 def _grid(widths: list[float], head: list[str], rows: list[list], styles: list[str] | None = None) -> Table:
@@ -19,8 +19,8 @@ def _grid(widths: list[float], head: list[str], rows: list[list], styles: list[s
     return Table(widths, [cell(h, header=True, shade=True) for h in head], bodies)
 
 
-def _lines(values: list[str]) -> Cell:
-    return Cell([spans(v) for v in values] or [[Span("")]])
+def _lines(values: list[str], bullet: str = "") -> Cell:
+    return Cell([[Span(bullet), *spans(v)] if bullet else spans(v) for v in values] or [[Span("")]])
 
 
 def complaint_document(report: dict) -> Document:
@@ -72,14 +72,17 @@ def complaint_document(report: dict) -> Document:
 
     blocks += [Heading("五、违规条款"),
                _grid([2.2, 5.0, 9.8], ["事实", "违规情形", "涉及条款"],
-                     [[v["facts"], v["title"], _lines(v["clauses"])] for v in report["violations"]]),
+                     [[v["facts"], v["title"], _lines(v["clauses"], "· ")] for v in report["violations"]]),
                Paragraph(spans("标注“参照”的条款为行业自律规范、国家推荐性标准或条文序号尚待核对的规定，以有权机关的认定为准。"), "small")]
 
     blocks += [Heading("六、证据清单"),
                Paragraph([Span(f"原始录音 {report['call']['recording']} 的 SHA-256：")]),
                Paragraph([Span(report["call"]["sha256"], "mono")]),
-               _grid([1.1, 4.6, 2.2, 3.0, 3.9, 2.2], ["序号", "证据类型", "日期", "文件名", "原始文件 SHA-256", "时间范围"],
-                     [[e["no"], e["type"], e["date"], e["file"], e["sha256"], e["range"]] for e in report["evidence"]],
+               _grid([1.0, 4.4, 2.2, 3.0, 3.6, 2.8], ["序号", "证据类型", "日期", "文件名", "原始文件 SHA-256", "时间范围"],
+                     [[e["no"], e["type"], e["date"], e["file"],
+                       # The same original throughout: its hash in full once, not five times over.
+                       e["sha256"] if i == 0 or e["sha256"] != report["evidence"][0]["sha256"] else "同第 1 项",
+                       e["range"]] for i, e in enumerate(report["evidence"])],
                      ["", "", "", "", "mono", ""])]
 
     blocks += [Heading("七、声明与签署"), Paragraph(spans(report["statement"])),
@@ -129,10 +132,10 @@ def incident_document(report: dict) -> Document:
             ("严重程度", f"{f['severity_label']}（{f['severity']}）"), ("录音时间", when), ("摘录（自动转写）", excerpt),
             ("识别置信度", f"{f['confidence']:.2f}" if f["confidence"] is not None else "—"),
             ("涉及条款", ""), ("审核", review), *([("证据包中的片段", f["clip"])] if f["clip"] else []),
-        ], style={"规则": "mono", "证据包中的片段": "mono"})
-        for body in table.bodies:  # the clauses: one a line
-            if body[0][0].lines[0][0].text == "涉及条款":
-                body[0][1] = _lines(f["clauses"])
+        ], style={"规则": "mono", "证据包中的片段": "mono"}, keep_together=True)
+        for row in table.bodies[0]:  # the clauses: one a line
+            if row[0].lines[0][0].text == "涉及条款":
+                row[1] = _lines(f["clauses"], "· ")
         blocks += [Heading(f"发现 {f['no']}：{f['title']}", 2), table]
 
     blocks += [Heading("四、证据完整性"), _fields([
