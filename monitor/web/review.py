@@ -147,8 +147,7 @@ def incident(call_id: str, fmt: str):
     _call_or_404(call_id)
     get_store().audit(g.user["username"], Action.INCIDENT_REPORT, call_id, {"format": fmt})
     name = secure_filename(f"incident-{call_id}") or "incident"
-    return report_response("incident", fmt, lambda reports: reports.incident_context(
-        get_store(), call_id, prepared_by=g.user["username"]), name)
+    return report_response("incident", fmt, lambda reports: reports.incident_context(get_store(), call_id), name)
 
 
 @bp.route("/calls/<call_id>/evidence.zip")

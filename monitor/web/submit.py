@@ -134,7 +134,9 @@ def complaint(token: str, fmt: str):
     get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt, "corrected_quotes": len(corrections)})
     return report_response(
         "complaint", fmt,
-        lambda reports: reports.complaint_context(get_store(), row["call_id"], complainant, lender, corrections),
+        # Corrections are passed only when the debtor made some: the plain download stays a plain call.
+        lambda reports: reports.complaint_context(get_store(), row["call_id"], complainant, lender,
+                                                  **({"corrections": corrections} if corrections else {})),
         "complaint",
     )
 
