@@ -642,3 +642,31 @@ def test_the_evidence_command_fills_the_letter_and_prints_the_key(mixed, tmp_pat
     assert key.stdout.strip() == instance_public_key()
     checked = runner.invoke(main, ["evidence-verify", str(out), "--key", key.stdout.strip()])
     assert checked.exit_code == 0, checked.output
+
+
+def test_the_report_command_takes_corrections_and_a_preparer(mixed, tmp_path):
+    from click.testing import CliRunner
+
+    from monitor.cli import main
+
+    store = mixed["store"]
+    finding = next(f for f in store.findings(mixed["before"]) if f.finding.rule == "threat-visit")
+    corrections = tmp_path / "quotes.json"
+    corrections.write_text(json.dumps({finding.id: "更正后的原话"}, ensure_ascii=False), encoding="utf-8")
+    runner = CliRunner()
+    out = tmp_path / "letter.html"
+    result = runner.invoke(main, ["report", mixed["before"], "--db", str(store.path), "--kind", "complaint",
+                                  "--format", "html", "--corrections", str(corrections), "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    html = out.read_text(encoding="utf-8")
+    assert "更正后的原话" in html and CORRECTED_MARK in html
+    store.review(finding.id, "confirmed", "李审核")
+    result = runner.invoke(main, ["report", mixed["before"], "--db", str(store.path), "--format", "html",
+                                  "--prepared-by", "合规部 王敏", "-o", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "合规部 王敏" in out.read_text(encoding="utf-8")
+    wrong = tmp_path / "list.json"
+    wrong.write_text("[1, 2]", encoding="utf-8")
+    refused = runner.invoke(main, ["report", mixed["before"], "--db", str(store.path), "--kind", "complaint",
+                                   "--lender", str(wrong), "-o", str(out)])
+    assert refused.exit_code != 0 and "list.json: must hold a JSON object" in refused.output

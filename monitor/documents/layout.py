@@ -66,7 +66,7 @@ def complaint_document(report: dict) -> Document:
         if not incident["speaker_verified"]:
             detail.append(Span("（单声道录音，说话人未经核实）", "small"))
         bodies.append([first, [Cell([detail], colspan=6)]])
-    blocks.append(Table([1.1, 2.2, 1.8, 1.2, 2.6, 3.3, 4.8],
+    blocks.append(Table([1.3, 2.3, 2.0, 1.3, 2.6, 3.1, 4.4],
                         [cell(h, header=True, shade=True) for h in ("序号", "日期", "当地时间", "方式", "来电号码", "被联系人（关系）", "造成的影响")],
                         bodies))
 
@@ -78,7 +78,7 @@ def complaint_document(report: dict) -> Document:
     blocks += [Heading("六、证据清单"),
                Paragraph([Span(f"原始录音 {report['call']['recording']} 的 SHA-256：")]),
                Paragraph([Span(report["call"]["sha256"], "mono")]),
-               _grid([1.0, 4.4, 2.2, 3.0, 3.6, 2.8], ["序号", "证据类型", "日期", "文件名", "原始文件 SHA-256", "时间范围"],
+               _grid([1.3, 4.0, 2.3, 3.2, 3.0, 3.2], ["序号", "证据类型", "日期", "文件名", "原始文件 SHA-256", "时间范围"],
                      [[e["no"], e["type"], e["date"], e["file"],
                        # The same original throughout: its hash in full once, not five times over.
                        e["sha256"] if i == 0 or e["sha256"] != report["evidence"][0]["sha256"] else "同第 1 项",
@@ -95,7 +95,7 @@ def complaint_document(report: dict) -> Document:
     appendix = [
         Heading("附：投诉渠道（供投诉人参考，递交投诉书时可删去本页）"),
         Paragraph(spans("建议按下列顺序投诉；机构未答复或对答复不满意时，再向下一渠道反映。涉及人身安全的，请直接报警。")),
-        _grid([1.1, 4.6, 4.3, 7.0], ["顺序", "渠道", "联系方式", "适用情形"],
+        _grid([1.3, 4.5, 4.2, 7.0], ["顺序", "渠道", "联系方式", "适用情形"],
               [[i, ch["name"], ch["contact"], ch["why"]] for i, ch in enumerate(report["channels"], start=1)]),
         Paragraph(spans(f"本文件由通话合规监测工具生成于 {report['generated_at']}，不构成法律意见。"), "small"),
     ]
