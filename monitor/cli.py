@@ -239,6 +239,8 @@ def export(db, fmt, output, since, until, category, collector, review_status):
     """Export findings with their call metadata as CSV or JSON Lines."""
     import csv as csv_module
 
+    from monitor.redaction import redact_if_configured
+
     rows = _open_store(db).export_rows(since=since, until=until, category=category, collector=collector, review_status=review_status)
     sink = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     count = 0
@@ -246,6 +248,8 @@ def export(db, fmt, output, since, until, category, collector, review_status):
         writer = None
         for row in rows:
             count += 1
+            # Numbers read out in the call (ID, card, mobile) are masked unless MONITOR_REDACT_PII=0.
+            row["evidence"] = redact_if_configured(row.get("evidence"))
             if fmt == "jsonl":
                 row["legal_basis"] = json.loads(row["legal_basis"] or "[]")
                 sink.write(json.dumps(row, ensure_ascii=False) + "\n")
@@ -260,27 +264,37 @@ def export(db, fmt, output, since, until, category, collector, review_status):
     click.echo(f"exported {count} finding(s)", err=True)
 
 
+_COMPLAINANT_HELP = "JSON file with the debtor's details (name, id_number, phone, address …) for a complaint."
+_LENDER_HELP = ("JSON file with the lender's details (name, type, card_number, agency, calling_numbers, product, "
+                "borrowed_on, amount, overdue_since …) for a complaint.")
+_CORRECTIONS_HELP = "JSON file mapping finding ids to the complainant's corrected quotes (the automatic transcript is kept beside them)."
+
+
 @main.command()
 @click.argument("call_id")
 @click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
 @click.option("--kind", type=click.Choice(["complaint", "incident"]), default="incident", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["docx", "pdf", "html"]), default="pdf", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
-@click.option("--complainant", type=click.Path(exists=True, dir_okay=False),
-              help="JSON file with the debtor's details (name, id_number, phone, address …) for a complaint.")
-@click.option("--lender", type=click.Path(exists=True, dir_okay=False),
-              help="JSON file with the lender's details (name, type, card_number, agency …) for a complaint.")
-def report(call_id, db, kind, fmt, output, complainant, lender):
+@click.option("--complainant", type=click.Path(exists=True, dir_okay=False), help=_COMPLAINANT_HELP)
+@click.option("--lender", type=click.Path(exists=True, dir_okay=False), help=_LENDER_HELP)
+@click.option("--corrections", type=click.Path(exists=True, dir_okay=False), help=_CORRECTIONS_HELP)
+@click.option("--prepared-by", help="Who prepares an incident report (编制人).")
+def report(call_id, db, kind, fmt, output, complainant, lender, corrections, prepared_by):
     """Write the debtor's complaint letter (投诉书) or the compliance incident report for a
     stored call. An incident report needs at least one confirmed finding."""
-    from monitor.documents.reports import complaint_context, incident_context, render
+    from monitor.documents.reports import ReportError, complaint_context, incident_context, render
 
     store = _open_store(db)
-    if kind == "complaint":
-        context = complaint_context(store, call_id, _read_json(complainant), _read_json(lender))
-    else:
-        context = incident_context(store, call_id)
-    Path(output).write_bytes(render(context, kind, fmt))
+    try:
+        if kind == "complaint":
+            context = complaint_context(store, call_id, _read_json(complainant), _read_json(lender), _read_json(corrections))
+        else:
+            context = incident_context(store, call_id, prepared_by=prepared_by)
+        data = render(context, kind, fmt)
+    except ReportError as error:
+        raise click.ClickException(str(error)) from None
+    Path(output).write_bytes(data)
     store.audit("cli", Action.INCIDENT_REPORT if kind == "incident" else Action.COMPLAINT_LETTER, call_id, {"format": fmt})
     click.echo(f"wrote {output}")
 
@@ -290,25 +304,63 @@ def report(call_id, db, kind, fmt, output, complainant, lender):
 @click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
 @click.option("--kind", type=click.Choice(["complaint", "incident"]), default="incident", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
-def evidence(call_id, db, kind, output):
-    """Write an evidence package (zip): the original recording, a clip per finding, the
-    transcript, the report and a manifest of SHA-256 hashes."""
-    from monitor.documents.evidence import build_evidence_package, verify_package
+@click.option("--complainant", type=click.Path(exists=True, dir_okay=False), help=_COMPLAINANT_HELP)
+@click.option("--lender", type=click.Path(exists=True, dir_okay=False), help=_LENDER_HELP)
+@click.option("--corrections", type=click.Path(exists=True, dir_okay=False), help=_CORRECTIONS_HELP)
+def evidence(call_id, db, kind, output, complainant, lender, corrections):
+    """Write an evidence package (zip): the original recording, a clip per incident, the
+    transcript, the report and a signed manifest of SHA-256 hashes."""
+    from monitor.documents.evidence import EvidenceError, build_evidence_package, instance_public_key, verify_package
+    from monitor.documents.reports import ReportError
 
-    path = build_evidence_package(_open_store(db), call_id, output, kind=kind, actor="cli")
-    problems = verify_package(path)
+    if kind == "incident" and (complainant or lender or corrections):
+        raise click.UsageError("--complainant, --lender and --corrections are for --kind complaint")
+    try:
+        path = build_evidence_package(_open_store(db), call_id, output, kind=kind, actor="cli",
+                                      complainant=_read_json(complainant), lender=_read_json(lender),
+                                      corrections=_read_json(corrections))
+    except (EvidenceError, ReportError) as error:
+        raise click.ClickException(str(error)) from None
+    problems = verify_package(path, expected_key=instance_public_key())
     if problems:
         raise click.ClickException("; ".join(problems))
-    click.echo(f"wrote {path} (manifest verified)")
+    click.echo(f"wrote {path} (manifest signed and verified)")
+
+
+@main.command("evidence-key")
+def evidence_key():
+    """Print the Ed25519 public key (hex) evidence packages are signed with; give it to
+    whoever checks a package (`monitor evidence-verify`)."""
+    from monitor.documents.evidence import instance_public_key
+
+    click.echo(instance_public_key())
+
+
+@main.command("evidence-verify")
+@click.argument("package", type=click.Path(exists=True, dir_okay=False))
+@click.option("--key", help="The issuer's public key (hex, from `monitor evidence-key`); default: the one in the package.")
+def evidence_verify(package, key):
+    """Check an evidence package: the manifest's signature and every file's SHA-256."""
+    from monitor.documents.evidence import verify_package
+
+    problems = verify_package(package, expected_key=key)
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        sys.exit(1)
+    click.echo(f"{package}: signature and every hash verified")
 
 
 def _read_json(path: str | None) -> dict | None:
     if not path:
         return None
     try:
-        return json.loads(Path(path).read_text(encoding="utf-8"))
+        value = json.loads(Path(path).read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
         raise click.ClickException(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(value, dict):
+        raise click.ClickException(f"{path}: must hold a JSON object (key: value), not {type(value).__name__}")
+    return value
 
 
 @main.command()

@@ -4,9 +4,10 @@
 #   libpango, harfbuzz WeasyPrint's text layout for PDF reports
 #   poppler-utils      pdftotext/pdftoppm, used by the report tests
 #   chromium           the headless browser of the web tests
+#   libreoffice-writer-nogui  renders DOCX reports to PDF/PNG in the report tests
 # Installs what is missing when run as root with apt-get; otherwise says what to install.
 set -euo pipefail
-PACKAGES=(fonts-noto-cjk fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 poppler-utils chromium)
+PACKAGES=(fonts-noto-cjk fontconfig libpango-1.0-0 libpangoft2-1.0-0 libharfbuzz0b libharfbuzz-subset0 poppler-utils chromium libreoffice-writer-nogui)
 missing=()
 for package in "${PACKAGES[@]}"; do
   dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")

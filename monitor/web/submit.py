@@ -116,17 +116,27 @@ def _complaint_parties(extra: dict) -> tuple[dict, dict]:
     return complainant, lender
 
 
-@bp.route("/r/<token>/complaint.<fmt>")
+def _corrections() -> dict[str, str]:
+    """The debtor's corrected quotes from the receipt page's form (``quote-<finding id>``);
+    the stored transcript is never changed, the letter shows the original beside them."""
+    return {key[len("quote-"):]: value.strip() for key, value in request.form.items()
+            if key.startswith("quote-") and value.strip()}
+
+
+@bp.route("/r/<token>/complaint.<fmt>", methods=["GET", "POST"])
 def complaint(token: str, fmt: str):
     row = _upload_or_404(token)
     if row["status"] != "done" or not row["call_id"]:
         abort(404)
     _, extra = metadata_from_json(row["metadata"])
     complainant, lender = _complaint_parties(extra)
-    get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt})
+    corrections = _corrections() if request.method == "POST" else {}
+    get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt, "corrected_quotes": len(corrections)})
     return report_response(
         "complaint", fmt,
-        lambda reports: reports.complaint_context(get_store(), row["call_id"], complainant, lender),
+        # Corrections are passed only when the debtor made some: the plain download stays a plain call.
+        lambda reports: reports.complaint_context(get_store(), row["call_id"], complainant, lender,
+                                                  **({"corrections": corrections} if corrections else {})),
         "complaint",
     )
 
