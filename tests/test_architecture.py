@@ -52,6 +52,7 @@ HOMES = {
     "flask_limiter": ("web/",),
     "waitress": ("web/", "cli.py"),
     "distributed": ("runs/executor.py",),
+    "cryptography": ("documents/signing.py",),
     "jieba": ("detection/text.py",),
     "opencc": ("detection/text.py",),
     "pypinyin": ("detection/text.py",),
