@@ -1,0 +1,243 @@
+"""The risk model: one calibrated linear scorer per turn category over character,
+word and pinyin n-grams, each with the threshold above which a turn is suspected.
+
+A model file is ``MAGIC``, one JSON header line, then the pickled model. The header
+carries the model format version, the scikit-learn version it was written with, the
+SHA-256 of its training data and of the payload. ``load_model`` refuses a file whose
+format or scikit-learn version differs from this code's, or whose payload does not
+match its hash, with a message that names the file: a model that cannot be trusted
+stops the start, it never silently means "no scoring".
+
+The only module that imports scikit-learn's feature extraction for scoring (training
+lives in ``training.py``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import sklearn
+
+from monitor import settings
+from monitor.errors import MonitorError
+from monitor.detection.text import TextAnalyser, normalise, pinyin_keys
+from monitor.learning.data import TURN_CATEGORIES
+
+MAGIC = b"monitor-risk-model\n"
+# Bump when the pickled layout or the features change: older files are then refused.
+MODEL_FORMAT = 1
+SHIPPED_MODEL = Path(__file__).resolve().parent / "model" / "risk-model.pkl"
+INSTALLED_NAME = "risk-model.pkl"
+
+
+class ModelError(MonitorError):
+    """The risk-model file is missing, corrupt or made for another version."""
+
+
+# -- features ---------------------------------------------------------------------------
+
+_analyser_lock = threading.Lock()
+_analyser: TextAnalyser | None = None
+
+
+def _tokens_analyser() -> TextAnalyser:
+    """A plain jieba tokenizer (no rule lexicon words), so features do not change when
+    the rules do."""
+    global _analyser
+    with _analyser_lock:
+        if _analyser is None:
+            _analyser = TextAnalyser()
+        return _analyser
+
+
+def feature_texts(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
+    """Three views of each text: normalised characters, jieba words, pinyin keys (so a
+    homophone written by speech recognition shares features with the word meant)."""
+    analyser = _tokens_analyser()
+    chars, words, keys = [], [], []
+    for text in texts:
+        norm = normalise(text)
+        spans, _known = analyser.tokens(norm)
+        chars.append(norm)
+        words.append(" ".join(norm[s:e] for s, e in spans))
+        keys.append(" ".join(k for k in pinyin_keys(norm) if k.strip()))
+    return chars, words, keys
+
+
+# -- the model --------------------------------------------------------------------------
+
+
+@dataclass
+class RiskModel:
+    """Fitted vectorisers (chars, words, pinyin) and, per category, the weights of a
+    linear scorer and its sigmoid calibration (Platt): p = 1 / (1 + exp(a·f + b))."""
+
+    vectorizers: tuple
+    categories: tuple[str, ...]
+    weights: np.ndarray  # (features, categories), float32
+    intercepts: np.ndarray  # (categories,)
+    slopes: np.ndarray  # sigmoid a per category
+    offsets: np.ndarray  # sigmoid b per category
+    thresholds: dict[str, float]
+    header: dict = field(default_factory=dict)
+
+    @property
+    def version(self) -> str:
+        """Short id of this model: the first 12 hex digits of its payload hash."""
+        return self.header.get("payload_sha256", "")[:12] or "unsaved"
+
+    def matrix(self, texts: list[str]):
+        from scipy.sparse import hstack
+
+        views = feature_texts(texts)
+        return hstack([v.transform(view) for v, view in zip(self.vectorizers, views)]).tocsr()
+
+    def decision(self, X) -> np.ndarray:
+        return np.asarray(X @ self.weights) + self.intercepts
+
+    def score_matrix(self, X) -> np.ndarray:
+        """Calibrated probabilities, (rows, categories)."""
+        return 1.0 / (1.0 + np.exp(self.slopes * self.decision(X) + self.offsets))
+
+    def score(self, texts: list[str]) -> np.ndarray:
+        """Probabilities that each text violates each category, (texts, categories)."""
+        if not texts:
+            return np.zeros((0, len(self.categories)))
+        return self.score_matrix(self.matrix(list(texts)))
+
+    def threshold(self, category: str) -> float:
+        return self.thresholds[category]
+
+
+# -- the file ---------------------------------------------------------------------------
+
+
+def save_model(model: RiskModel, path: Path | str, header: dict | None = None) -> Path:
+    """Write ``model`` to ``path`` atomically (a temporary file renamed over it)."""
+    path = Path(path)
+    payload = pickle.dumps(
+        {
+            "vectorizers": model.vectorizers, "categories": model.categories, "weights": model.weights,
+            "intercepts": model.intercepts, "slopes": model.slopes, "offsets": model.offsets,
+            "thresholds": model.thresholds,
+        },
+        protocol=pickle.HIGHEST_PROTOCOL,
+    )
+    full = dict(model.header) | dict(header or {})
+    full.update(
+        format=MODEL_FORMAT, sklearn=sklearn.__version__, payload_sha256=hashlib.sha256(payload).hexdigest(),
+        thresholds={c: round(float(t), 6) for c, t in model.thresholds.items()},
+    )
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    with open(temporary, "wb") as handle:
+        handle.write(MAGIC + json.dumps(full, ensure_ascii=False, sort_keys=True).encode("utf-8") + b"\n" + payload)
+    os.replace(temporary, path)
+    model.header = full
+    return path
+
+
+def read_header(path: Path | str) -> dict:
+    """The header of a model file (no unpickling). Raises ModelError naming the file."""
+    header, _payload = _read(Path(path))
+    return header
+
+
+def _read(path: Path) -> tuple[dict, bytes]:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise ModelError(f"{path}: risk-model file not found") from None
+    except OSError as exc:
+        raise ModelError(f"{path}: cannot read the risk-model file ({exc.strerror})") from None
+    if not data.startswith(MAGIC):
+        raise ModelError(f"{path}: not a risk-model file (it does not start with the model header)")
+    line_end = data.find(b"\n", len(MAGIC))
+    try:
+        header = json.loads(data[len(MAGIC):line_end].decode("utf-8")) if line_end > 0 else None
+    except (UnicodeDecodeError, json.JSONDecodeError):
+        header = None
+    if not isinstance(header, dict):
+        raise ModelError(f"{path}: the risk-model header is damaged")
+    return header, data[line_end + 1:]
+
+
+def load_model(path: Path | str) -> RiskModel:
+    """The model in ``path``. Raises ModelError, naming the file, when it is missing,
+    corrupt, or written by another model format or scikit-learn version."""
+    path = Path(path)
+    header, payload = _read(path)
+    if header.get("format") != MODEL_FORMAT:
+        raise ModelError(
+            f"{path}: risk-model format {header.get('format')!r}, but this monitor reads format {MODEL_FORMAT}; "
+            "rebuild it with `monitor learn`"
+        )
+    if header.get("sklearn") != sklearn.__version__:
+        raise ModelError(
+            f"{path}: risk model written with scikit-learn {header.get('sklearn')}, but {sklearn.__version__} "
+            "is installed; rebuild it with `monitor learn` or install the pinned version"
+        )
+    if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):
+        raise ModelError(f"{path}: the risk-model file is corrupt (its contents do not match the hash in its header)")
+    try:
+        parts = pickle.loads(payload)  # noqa: S301 - our own file, its hash checked above
+        model = RiskModel(
+            parts["vectorizers"], tuple(parts["categories"]), parts["weights"], parts["intercepts"],
+            parts["slopes"], parts["offsets"], dict(parts["thresholds"]), header,
+        )
+    except Exception as exc:  # a damaged pickle can raise nearly anything
+        raise ModelError(f"{path}: the risk-model file cannot be read ({type(exc).__name__}: {exc})") from None
+    if model.categories != TURN_CATEGORIES:
+        raise ModelError(f"{path}: the risk model scores {list(model.categories)}, not {list(TURN_CATEGORIES)}")
+    return model
+
+
+# -- which file ---------------------------------------------------------------------------
+
+
+def installed_path() -> Path:
+    """Where ``monitor learn`` installs a retrained model: MONITOR_RISK_MODEL when set,
+    else ``risk-model.pkl`` in the instance folder (never over the shipped file)."""
+    chosen = settings.get("risk_model")
+    if chosen:
+        return Path(chosen)
+    return Path(settings.get("instance_dir") or "instance") / INSTALLED_NAME
+
+
+def model_path() -> Path:
+    """The model in use: MONITOR_RISK_MODEL when set (it must exist), else one installed
+    in the instance folder, else the model shipped with the monitor."""
+    chosen = settings.get("risk_model")
+    if chosen:
+        return Path(chosen)
+    installed = installed_path()
+    return installed if installed.exists() else SHIPPED_MODEL
+
+
+_cache_lock = threading.Lock()
+_cache: dict[Path, tuple[tuple, RiskModel]] = {}
+
+
+def current_model(path: Path | str | None = None) -> RiskModel:
+    """The model in use (see ``model_path``), loaded once per process and again when
+    its file changes (``monitor learn`` installed a new one). Raises ModelError."""
+    path = Path(path) if path is not None else model_path()
+    try:
+        stat = path.stat()
+        stamp = (stat.st_mtime_ns, stat.st_size)
+    except OSError:
+        stamp = None
+    with _cache_lock:
+        cached = _cache.get(path)
+        if cached is not None and stamp is not None and cached[0] == stamp:
+            return cached[1]
+        model = load_model(path)
+        _cache[path] = (stamp, model)
+        return model
