@@ -8,8 +8,9 @@ format or scikit-learn version differs from this code's, or whose payload does n
 match its hash, with a message that names the file: a model that cannot be trusted
 stops the start, it never silently means "no scoring".
 
-The only module that imports scikit-learn's feature extraction for scoring (training
-lives in ``training.py``).
+Scoring needs no scikit-learn import here: the vectorisers come out of the pickle, and
+the calibrated scorers are kept as plain weights (``training.py`` is the one module that
+imports scikit-learn).
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import json
 import os
 import pickle
 import threading
+from importlib.metadata import PackageNotFoundError, version
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import sklearn
 
 from monitor import settings
 from monitor.errors import MonitorError
@@ -31,6 +32,11 @@ from monitor.detection.text import TextAnalyser, normalise, pinyin_keys
 from monitor.learning.data import TURN_CATEGORIES
 
 MAGIC = b"monitor-risk-model\n"
+# The vectorisers are pickled scikit-learn objects: read only by the version that wrote them.
+try:
+    SKLEARN_VERSION = version("scikit-learn")
+except PackageNotFoundError:  # then every model file is refused, with this reason
+    SKLEARN_VERSION = "not installed"
 # Bump when the pickled layout or the features change: older files are then refused.
 MODEL_FORMAT = 1
 SHIPPED_MODEL = Path(__file__).resolve().parent / "model" / "risk-model.pkl"
@@ -93,24 +99,19 @@ class RiskModel:
         """Short id of this model: the first 12 hex digits of its payload hash."""
         return self.header.get("payload_sha256", "")[:12] or "unsaved"
 
-    def matrix(self, texts: list[str]):
-        from scipy.sparse import hstack
-
-        views = feature_texts(texts)
-        return hstack([v.transform(view) for v, view in zip(self.vectorizers, views)]).tocsr()
-
-    def decision(self, X) -> np.ndarray:
-        return np.asarray(X @ self.weights) + self.intercepts
-
-    def score_matrix(self, X) -> np.ndarray:
-        """Calibrated probabilities, (rows, categories)."""
-        return 1.0 / (1.0 + np.exp(self.slopes * self.decision(X) + self.offsets))
-
     def score(self, texts: list[str]) -> np.ndarray:
-        """Probabilities that each text violates each category, (texts, categories)."""
+        """Probabilities that each text violates each category, (texts, categories).
+        Each view's sparse features meet their own rows of the weights (no stacking)."""
         if not texts:
             return np.zeros((0, len(self.categories)))
-        return self.score_matrix(self.matrix(list(texts)))
+        decision = np.zeros((len(texts), len(self.categories))) + self.intercepts
+        start = 0
+        for vectorizer, view in zip(self.vectorizers, feature_texts(list(texts))):
+            features = vectorizer.transform(view)
+            end = start + features.shape[1]
+            decision += np.asarray(features @ self.weights[start:end])
+            start = end
+        return 1.0 / (1.0 + np.exp(self.slopes * decision + self.offsets))
 
     def threshold(self, category: str) -> float:
         return self.thresholds[category]
@@ -132,7 +133,7 @@ def save_model(model: RiskModel, path: Path | str, header: dict | None = None) -
     )
     full = dict(model.header) | dict(header or {})
     full.update(
-        format=MODEL_FORMAT, sklearn=sklearn.__version__, payload_sha256=hashlib.sha256(payload).hexdigest(),
+        format=MODEL_FORMAT, sklearn=SKLEARN_VERSION, payload_sha256=hashlib.sha256(payload).hexdigest(),
         thresholds={c: round(float(t), 6) for c, t in model.thresholds.items()},
     )
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -179,9 +180,9 @@ def load_model(path: Path | str) -> RiskModel:
             f"{path}: risk-model format {header.get('format')!r}, but this monitor reads format {MODEL_FORMAT}; "
             "rebuild it with `monitor learn`"
         )
-    if header.get("sklearn") != sklearn.__version__:
+    if header.get("sklearn") != SKLEARN_VERSION:
         raise ModelError(
-            f"{path}: risk model written with scikit-learn {header.get('sklearn')}, but {sklearn.__version__} "
+            f"{path}: risk model written with scikit-learn {header.get('sklearn')}, but {SKLEARN_VERSION} "
             "is installed; rebuild it with `monitor learn` or install the pinned version"
         )
     if hashlib.sha256(payload).hexdigest() != header.get("payload_sha256"):

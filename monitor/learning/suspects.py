@@ -88,3 +88,54 @@ def suspected_lines_json(assessment: Assessment, is_utterance: bool) -> list[dic
         {"turn": None if is_utterance else s.turn, "category": s.category, "score": round(s.score, 4)}
         for s in assessment.suspected
     ]
+
+
+def store_assessment(store, model: RiskModel, result: CallResult) -> Assessment:
+    """Score a stored call and keep its risks and suspected lines in the store."""
+    assessment = assess(model, result)
+    store.save_assessment(
+        result.call.id, assessment.model_version,
+        [(r.turn, r.category, r.score) for r in assessment.risks],
+        [(s.turn, s.category, s.score, s.threshold) for s in assessment.suspected],
+    )
+    return assessment
+
+
+# Scan output is scored in chunks: one pass over many turns is far cheaper per turn.
+_CHUNK = 256
+
+
+def with_suspected(records, model: RiskModel):
+    """``(record, result)`` pairs of ``monitor scan`` as records with ``suspected`` added
+    (a line that could not be read keeps only its error), in the same order."""
+    chunk: list = []
+    for pair in records:
+        chunk.append(pair)
+        if len(chunk) >= _CHUNK:
+            yield from _add_suspected(chunk, model)
+            chunk = []
+    yield from _add_suspected(chunk, model)
+
+
+def _add_suspected(chunk: list, model: RiskModel):
+    results = [result for _record, result in chunk if result is not None]
+    assessments = iter(assess_many(model, results))
+    for record, result in chunk:
+        if result is not None:
+            record["suspected"] = suspected_lines_json(next(assessments), result.call.is_utterance)
+        yield record
+
+
+def reviewer_finding_terms(pack, category: str) -> tuple[str, tuple[str, ...]]:
+    """Severity and clauses for a finding a reviewer confirms from a suspected line: the
+    highest severity among the rule pack's rules of that category and their clauses
+    (each once, at most four), so documents cite the law as for a rule's finding."""
+    rank = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+    rules = [r for r in pack.rules if r.category == category]
+    severity = max((r.severity for r in rules), key=rank.get, default="high")
+    clauses: list[str] = []
+    for rule in rules:
+        for clause in rule.legal_basis:
+            if clause not in clauses:
+                clauses.append(clause)
+    return severity, tuple(clauses[:4])

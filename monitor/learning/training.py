@@ -1,6 +1,6 @@
 """Fit the risk model and choose each category's threshold on held-out scores.
 
-Per category, a linear SVM over TF-IDF character (1–3), word (1–2) and pinyin-key (2–3)
+Per category, a linear SVM over TF-IDF character (1–4), word (1–2) and pinyin-key (2–3)
 n-grams, calibrated to probabilities by scikit-learn's ``CalibratedClassifierCV``
 (Platt sigmoid fitted on cross-validated decision values). The calibrated scorer is
 kept as its weights, intercept and sigmoid, so scoring is one sparse product.
@@ -52,7 +52,7 @@ def _vectorizers() -> tuple:
     # Word and pinyin views are pre-split with spaces; keep every token (Chinese single
     # characters included).
     return (
-        TfidfVectorizer(analyzer="char", ngram_range=(1, 3), min_df=2, sublinear_tf=True, dtype=np.float32),
+        TfidfVectorizer(analyzer="char", ngram_range=(1, 4), min_df=2, sublinear_tf=True, dtype=np.float32),
         TfidfVectorizer(token_pattern=r"\S+", ngram_range=(1, 2), min_df=2, sublinear_tf=True, lowercase=False,
                         dtype=np.float32),
         TfidfVectorizer(token_pattern=r"\S+", ngram_range=(2, 3), min_df=2, sublinear_tf=True, lowercase=False,
