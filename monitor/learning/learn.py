@@ -73,10 +73,12 @@ def decision_score(model: RiskModel, lines: list[LabelledLine]) -> float:
     return sum(parts) / len(parts)
 
 
-def learn(store, engine, target: Path | str | None = None, actor: str = "cli", root: Path | None = None) -> LearnOutcome:
+def learn(store, engine, target: Path | str | None = None, actor: str = "cli",
+          exclude: tuple[str, ...] = ()) -> LearnOutcome:
     """Retrain from shipped data plus decisions; install if not worse (see the module
-    docstring). Raises MonitorError for a target that is the shipped model, ModelError
-    when the model in use cannot be loaded."""
+    docstring). ``exclude`` leaves shipped sets out (to measure on them). Raises
+    MonitorError for a target that is the shipped model, ModelError when the model in
+    use cannot be loaded."""
     from monitor.learning.training import train  # scikit-learn only when learning
 
     target = Path(target) if target is not None else installed_path()
@@ -93,7 +95,7 @@ def learn(store, engine, target: Path | str | None = None, actor: str = "cli", r
                                old.version, None, None)
         store.audit(actor, Action.MODEL_KEPT, old.version, {"reason": outcome.reason, "decisions": len(decisions)})
         return outcome
-    new, report = train(shipped_lines(engine.pack, root=root), engine, decisions=training)
+    new, report = train(shipped_lines(engine.pack, exclude=exclude), engine, decisions=training)
     old_score, new_score = decision_score(old, test), decision_score(new, test)
     detail = {"old_model": old.version, "old_path": str(old_path), "old_score": round(old_score, 4),
               "new_score": round(new_score, 4), "decisions": len(decisions), "held_out": len(test),

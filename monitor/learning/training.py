@@ -71,7 +71,7 @@ def _fit_category(X, y: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, fl
         constant = 0.999 if y.all() else 0.001
         return np.zeros(X.shape[1], dtype=np.float32), 0.0, 0.0, float(np.log(1 / constant - 1))
     calibrated = CalibratedClassifierCV(
-        LinearSVC(C=SVM_C, class_weight="balanced"), method="sigmoid", cv=3, ensemble=False
+        LinearSVC(C=SVM_C, class_weight="balanced", random_state=0), method="sigmoid", cv=3, ensemble=False
     )
     calibrated.fit(X, y, sample_weight=weights)
     inner = calibrated.calibrated_classifiers_[0]
