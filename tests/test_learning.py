@@ -89,7 +89,7 @@ def _rewrite_header(source: Path, target: Path, **changes) -> Path:
 
 
 @pytest.mark.parametrize("damage, message", [
-    ("format", "risk-model format 0, but this monitor reads format 1"),
+    ("format", f"risk-model format 0, but this monitor reads format {model_module.MODEL_FORMAT}"),
     ("sklearn", "written with scikit-learn 0.24.2, but 1.9.1 is installed"),
     ("payload", "is corrupt"),
     ("garbage", "not a risk-model file"),
