@@ -79,7 +79,7 @@ def main() -> None:
         for name in SHIPPED_SETS:
             held_model, _ = train(shipped_lines(engine.pack, exclude=[name]), engine)
             measured.append(row(f"{name} (trained without it)", measure(held_model, engine, read_labelled(REPO / name))))
-            print(measured[-1], flush=True)
+            print(measured[-1], file=sys.stderr, flush=True)  # progress; the table follows
         devset = Path(os.environ.get("MONITOR_SHARED", REPO.parent / "shared")) / "devset"
         for name in ("utterances.jsonl", "calls.jsonl"):
             if (devset / name).exists():

@@ -79,6 +79,11 @@ def feature_texts(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
     return chars, words, keys
 
 
+def sigmoid(exponent: np.ndarray) -> np.ndarray:
+    """1 / (1 + e^x), clipped so that no far-off text overflows."""
+    return 1.0 / (1.0 + np.exp(np.clip(exponent, -60.0, 60.0)))
+
+
 # -- the model --------------------------------------------------------------------------
 
 
@@ -113,7 +118,7 @@ class RiskModel:
             end = start + features.shape[1]
             decision += np.asarray(features @ self.weights[start:end])
             start = end
-        return 1.0 / (1.0 + np.exp(self.slopes * decision + self.offsets))
+        return sigmoid(self.slopes * decision + self.offsets)
 
     def threshold(self, category: str) -> float:
         return self.thresholds[category]

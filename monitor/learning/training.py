@@ -25,7 +25,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.svm import LinearSVC
 
 from monitor.learning.data import TURN_CATEGORIES, LabelledLine, data_sha256
-from monitor.learning.model import RiskModel, feature_texts
+from monitor.learning.model import RiskModel, feature_texts, sigmoid
 from monitor.models import Call, Turn
 
 FOLDS = 5
@@ -92,7 +92,7 @@ def _fit_all(X, lines: list[LabelledLine], weights: np.ndarray, rows: np.ndarray
 
 def _probabilities(X, fitted) -> np.ndarray:
     W, intercepts, slopes, offsets = fitted
-    return 1.0 / (1.0 + np.exp(slopes * (np.asarray(X @ W) + intercepts) + offsets))
+    return sigmoid(slopes * (np.asarray(X @ W) + intercepts) + offsets)
 
 
 def rule_flags(engine, lines: list[LabelledLine]) -> np.ndarray:
