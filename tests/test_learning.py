@@ -325,3 +325,15 @@ def test_learn_needs_decisions_on_both_sides_and_never_writes_the_shipped_file(s
     assert not (tmp_path / "instance" / "risk-model.pkl").exists()
     assert store.audit_log()[-1]["action"] == Action.MODEL_KEPT.value
     assert current_model() is current_model()  # cached: loaded once per process
+
+
+def test_scoring_computes_the_same_tfidf_as_scikit_learn(shipped, engine):
+    from scipy.sparse import hstack
+
+    from monitor.learning.model import feature_texts, sigmoid
+
+    texts = [line.text for line in shipped_lines(engine.pack)[:300]] + ["", "   ", "ok"]
+    views = feature_texts(texts)
+    X = hstack([v.transform(view) for v, view in zip(shipped.vectorizers, views)]).tocsr()
+    reference = sigmoid(shipped.slopes * (np.asarray(X @ shipped.weights) + shipped.intercepts) + shipped.offsets)
+    assert np.allclose(shipped.score(texts), reference, atol=1e-5)

@@ -79,6 +79,22 @@ def feature_texts(texts: list[str]) -> tuple[list[str], list[str], list[str]]:
     return chars, words, keys
 
 
+def _tfidf(tokens: list[str], vocabulary: dict, idf: np.ndarray, offset: int, columns: list, values: list) -> None:
+    """Append one view's TF-IDF features of one text (columns shifted by ``offset``)."""
+    counts: dict[int, int] = {}
+    for token in tokens:
+        index = vocabulary.get(token)
+        if index is not None:
+            counts[index] = counts.get(index, 0) + 1
+    if not counts:
+        return
+    indices = np.fromiter(counts, dtype=np.int64, count=len(counts))
+    weights = (np.log(np.fromiter(counts.values(), dtype=np.float64, count=len(counts))) + 1.0) * idf[indices]
+    weights /= np.sqrt(weights @ weights)
+    columns.extend((indices + offset).tolist())
+    values.extend(weights.tolist())
+
+
 def sigmoid(exponent: np.ndarray) -> np.ndarray:
     """1 / (1 + e^x), clipped so that no far-off text overflows."""
     return 1.0 / (1.0 + np.exp(np.clip(exponent, -60.0, 60.0)))
@@ -107,18 +123,32 @@ class RiskModel:
         return self.header.get("payload_sha256", "")[:12] or "unsaved"
 
     def score(self, texts: list[str]) -> np.ndarray:
-        """Probabilities that each text violates each category, (texts, categories).
-        Each view's sparse features meet their own rows of the weights (no stacking)."""
+        """Probabilities that each text violates each category, (texts, categories)."""
         if not texts:
             return np.zeros((0, len(self.categories)))
+        views = self._views()
         decision = np.zeros((len(texts), len(self.categories))) + self.intercepts
-        start = 0
-        for vectorizer, view in zip(self.vectorizers, feature_texts(list(texts))):
-            features = vectorizer.transform(view)
-            end = start + features.shape[1]
-            decision += np.asarray(features @ self.weights[start:end])
-            start = end
+        for row, parts in enumerate(zip(*feature_texts(list(texts)))):
+            columns, values = [], []
+            for (analyzer, vocabulary, idf, offset), part in zip(views, parts):
+                _tfidf(analyzer(part), vocabulary, idf, offset, columns, values)
+            if columns:
+                decision[row] += np.asarray(values) @ self.weights[columns]
         return sigmoid(self.slopes * decision + self.offsets)
+
+    def _views(self) -> list[tuple]:
+        """Per vectoriser: its analyser, vocabulary, idf and first weight row. Scoring
+        computes TF-IDF itself (as TfidfVectorizer.transform does: sublinear tf times
+        idf, L2-normalised per view): a call's few turns cost microseconds instead of
+        scikit-learn's fixed milliseconds per transform."""
+        views = self.__dict__.get("_view_cache")
+        if views is None:
+            views, offset = [], 0
+            for vectorizer in self.vectorizers:
+                views.append((vectorizer.build_analyzer(), vectorizer.vocabulary_, vectorizer.idf_, offset))
+                offset += len(vectorizer.idf_)
+            self.__dict__["_view_cache"] = views
+        return views
 
     def threshold(self, category: str) -> float:
         return self.thresholds[category]
