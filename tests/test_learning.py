@@ -337,3 +337,13 @@ def test_scoring_computes_the_same_tfidf_as_scikit_learn(shipped, engine):
     X = hstack([v.transform(view) for v, view in zip(shipped.vectorizers, views)]).tocsr()
     reference = sigmoid(shipped.slopes * (np.asarray(X @ shipped.weights) + shipped.intercepts) + shipped.offsets)
     assert np.allclose(shipped.score(texts), reference, atol=1e-5)
+
+
+def test_batch_learn_runs_learn_after_the_batch(tmp_path, monkeypatch):
+    monkeypatch.setenv("MONITOR_INSTANCE", str(tmp_path / "instance"))
+    archive = tmp_path / "archive"
+    archive.mkdir()
+    result = CliRunner().invoke(main, ["batch", str(archive), "--db", str(tmp_path / "b.db"), "--learn"])
+    assert result.exit_code == 0, result.output
+    assert "learn: 0 decision(s)" in result.output
+    assert Store(tmp_path / "b.db").audit_log()[-1]["action"] == Action.MODEL_KEPT.value
