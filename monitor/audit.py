@@ -34,6 +34,11 @@ class Action(str, Enum):
     # decisions
     FINDING_CONFIRMED = ("finding.confirmed", "审核：确认违规")
     FINDING_DISMISSED = ("finding.dismissed", "审核：驳回")
+    SUSPECT_CONFIRMED = ("suspect.confirmed", "审核：疑似违规确认为违规")
+    SUSPECT_DISMISSED = ("suspect.dismissed", "审核：疑似违规驳回")
+    # the risk model
+    MODEL_INSTALLED = ("model.installed", "安装重新训练的风险模型")
+    MODEL_KEPT = ("model.kept", "新风险模型不优于现有模型，未安装")
     # documents
     INCIDENT_REPORT = ("report.incident", "生成合规事件报告")
     COMPLAINT_LETTER = ("report.complaint", "生成投诉书")

@@ -28,6 +28,17 @@ def _fail_rules(error: RuleError) -> None:
     sys.exit(2)
 
 
+def _risk_model():
+    """The risk model in use; a missing, corrupt or mismatched file stops the command
+    here with a message naming the file (never "no scoring")."""
+    from monitor.learning.model import ModelError, current_model
+
+    try:
+        return current_model()
+    except ModelError as error:
+        raise click.ClickException(str(error)) from None
+
+
 @click.group()
 @click.version_option(__version__, prog_name="monitor")
 def main() -> None:
@@ -50,12 +61,13 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
+    model = _risk_model()
     zone = ZoneInfo(settings.get("timezone"))
     source = sys.stdin if input_path == "-" else open(input_path, encoding="utf-8")  # noqa: SIM115
     sink = open(output, "w", encoding="utf-8") if output else sys.stdout  # noqa: SIM115
     errors = lines = 0
     try:
-        for record in scan_lines(engine, source, zone):
+        for record in scan_lines(engine, source, zone, model):
             lines += 1
             if "error" in record:
                 errors += 1
@@ -186,9 +198,10 @@ def _open_store(db):
 @click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT): run on that cluster instead.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only recordings that started on or after this date.")
 @click.option("--retry-failed", is_flag=True, help="Try again the recordings an earlier run stored as failed.")
+@click.option("--learn", "then_learn", is_flag=True, help="Afterwards retrain the risk model from reviewers' decisions (monitor learn).")
 @asr_option_flags
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model, compute_type, collector_channel, rules_dir):
+def batch(source, db, workers, scheduler, since, retry_failed, then_learn, asr_engine, model, compute_type, collector_channel, rules_dir):
     """Analyse every recording of SOURCE (a folder tree, or a .csv/.jsonl manifest) into
     the database. Safe to run again: stored recordings are skipped; a run that was killed
     resumes. Exit status 1 when a recording failed."""
@@ -199,6 +212,7 @@ def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
+    _risk_model()
     store = _open_store(db)
     executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel))
     report = run_batch(
@@ -207,6 +221,8 @@ def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model
         retry_failed=retry_failed, progress=_progress, log=lambda line: click.echo(line, err=True),
     )
     click.echo(report.summary())
+    if then_learn:
+        _learn(store, engine, None)
     sys.exit(1 if report.failed else 0)
 
 
@@ -221,6 +237,7 @@ def rescan(db, rules_dir):
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
+    _risk_model()
     calls, counts = run_rescan(_open_store(db), engine)
     click.echo(f"rescanned {calls} call(s) with rule set {engine.pack.version}; findings: "
                + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "none"))
@@ -381,6 +398,7 @@ def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, c
         _fail_rules(error)
     # The checked engine is handed to the app, so the rules are loaded and their examples
     # run once per start.
+    _risk_model()  # so does a bad risk-model file, named
     run_server(host, port, db, rules_dir=rules_dir, workers=workers, scheduler=scheduler,
                options=_asr_options(asr_engine, model, compute_type, collector_channel), config={"ENGINE": engine})
 
@@ -475,6 +493,60 @@ def rules_list(directory: str | None) -> None:
         _fail_rules(error)
     for rule in sorted(pack.rules, key=lambda r: (r.category, r.id)):
         click.echo(f"{rule.id:40} {rule.category:18} {rule.severity:8} {rule.title}")
+
+
+@rules.command("suggest")
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+def rules_suggest(db):
+    """Candidate rule examples from reviewers' decisions, as YAML to paste: confirmed
+    suspected lines as `fire`, dismissed findings as `quiet` for the rule that fired."""
+    from monitor.learning.suggest import as_yaml, suggestions
+
+    found = suggestions(_open_store(db))
+    click.echo(as_yaml(found), nl=False)
+    click.echo(f"{len(found)} suggestion(s)", err=True)
+
+
+def _learn(store, engine, out):
+    from monitor.learning.learn import learn as run_learn
+    from monitor.learning.model import ModelError
+
+    try:
+        outcome = run_learn(store, engine, out)
+    except ModelError as error:
+        raise click.ClickException(str(error)) from None
+    click.echo(f"learn: {outcome.summary()}")
+    return outcome
+
+
+@main.command()
+@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@click.option("--out", type=click.Path(dir_okay=False),
+              help="Where to install the retrained model (default: MONITOR_RISK_MODEL, else the instance folder).")
+@click.option("--shipped-only", "shipped_only", type=click.Path(dir_okay=False),
+              help="Only train on the data shipped in the repository and write the model here (no database).")
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+def learn(db, out, shipped_only, rules_dir):
+    """Retrain the risk model from the shipped data plus reviewers' decisions; install it
+    only if it scores at least as well as the model in use on held-out decisions. Both
+    scores go into the audit log."""
+    try:
+        engine = load_engine(rules_dir)
+    except RuleError as error:
+        _fail_rules(error)
+    if shipped_only:
+        from monitor.learning.data import shipped_lines
+        from monitor.learning.model import save_model
+        from monitor.learning.training import train
+
+        model, report = train(shipped_lines(engine.pack), engine)
+        save_model(model, shipped_only)
+        click.echo(f"wrote {shipped_only} (model {model.version}) from {report.lines} lines in {report.seconds:.1f} s; "
+                   f"out of fold: lawful lines suspected {report.oof_lawful_rate:.3f}, violations covered by rules "
+                   f"or suspected {report.oof_coverage:.3f}; thresholds "
+                   + ", ".join(f"{c} {t:.3f}" for c, t in report.thresholds.items()))
+        return
+    _learn(_open_store(db), engine, out)
 
 
 @main.command()

@@ -29,6 +29,8 @@ SETTINGS = (
     Setting("login_rate_limit", "MONITOR_LOGIN_RATE_LIMIT", "5 per minute", "Login attempts allowed per client address."),
     Setting("submit_rate_limit", "MONITOR_SUBMIT_RATE_LIMIT", "10 per hour", "Debtor portal submissions allowed per client address."),
     Setting("proxy_hops", "MONITOR_PROXY_HOPS", "0", "Reverse proxies in front of the app (so rate limits see the real client)."),
+    Setting("risk_model", "MONITOR_RISK_MODEL", "",
+            "Risk-model file for suspected lines; empty means the one `monitor learn` installed in the instance folder, else the shipped model."),
     Setting("timezone", "MONITOR_TIMEZONE", "Asia/Shanghai", "Time zone of call start times given without a UTC offset."),
     Setting("redact_pii", "MONITOR_REDACT_PII", "1",
             "1: mask ID, bank-card and mobile numbers spoken in calls in exports and documents; 0 keeps them (administrators)."),

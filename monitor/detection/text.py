@@ -176,11 +176,12 @@ class TextAnalyser:
                 self._tokenizer.add_word(word, freq=20000)
         self._lock = threading.Lock()
 
-    def tokens(self, norm: str) -> tuple[tuple[tuple[int, int], ...], tuple[bool, ...]]:
+    def tokens(self, norm: str, hmm: bool = True) -> tuple[tuple[tuple[int, int], ...], tuple[bool, ...]]:
         """Character spans of the jieba words of ``norm``, and whether each is a
-        dictionary word."""
+        dictionary word. ``hmm=False`` skips jieba's guessing of unknown words (twice
+        as fast; they come out as single characters)."""
         with self._lock:  # jieba's Tokenizer keeps mutable caches
-            words = list(self._tokenizer.cut(norm, HMM=True))
+            words = list(self._tokenizer.cut(norm, HMM=hmm))
         spans, known, pos = [], [], 0
         for word in words:
             if word.strip():

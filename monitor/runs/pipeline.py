@@ -23,6 +23,8 @@ from monitor.detection.engine import Engine
 from monitor.errors import MonitorError
 from monitor.models import Call, CallResult
 from monitor.detection.text import to_simplified
+from monitor.learning.model import current_model
+from monitor.learning.suspects import store_assessment
 from monitor.runs.metadata import CallMetadata, Job
 
 if TYPE_CHECKING:
@@ -132,14 +134,18 @@ def analyse_and_store(
     return scanned
 
 
-def scan_stored(store: "Store", engine: Engine, statuses: tuple[str, ...]) -> tuple[int, dict[str, int]]:
+def scan_stored(store: "Store", engine: Engine, statuses: tuple[str, ...], model=None) -> tuple[int, dict[str, int]]:
     """Run the rules over the stored calls with these statuses, oldest first (so
-    ``call_frequency`` sees the calls before); returns (calls scanned, findings per
-    category)."""
+    ``call_frequency`` sees the calls before), and score their turns with the risk
+    ``model`` (default: the one in use; a bad model file raises ModelError); returns
+    (calls scanned, findings per category)."""
     counts: dict[str, int] = {}
     calls = store.calls_with_status(*statuses)
+    model = model or (current_model() if calls else None)
     for call in calls:
         result = engine.scan(call, store.earlier_calls(call))
+        # Risks first: the call is marked done only once both are stored.
+        store_assessment(store, model, result)
         store.save_findings(call.id, result, engine.pack.version)
         for finding in result.findings:
             counts[finding.category] = counts.get(finding.category, 0) + 1

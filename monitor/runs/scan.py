@@ -12,6 +12,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.detection.engine import Engine
 from monitor.errors import InputError
+from monitor.learning.suspects import with_suspected
 from monitor.times import parse_time
 from monitor.models import DIRECTIONS, SPEAKERS, Call, CallResult, Turn
 
@@ -148,16 +149,24 @@ def result_line(result: CallResult) -> dict:
     }
 
 
-def scan_lines(engine: Engine, lines: Iterable[str], zone: ZoneInfo) -> Iterator[dict]:
-    """Output records for the input lines, in order. A bad line yields {"id", "error"}."""
+def scan_lines(engine: Engine, lines: Iterable[str], zone: ZoneInfo, model=None) -> Iterator[dict]:
+    """Output records for the input lines, in order. A bad line yields {"id", "error"}.
+    With a risk ``model`` each record also gets ``suspected`` (see learning.suspects)."""
+    records = _scanned(engine, lines, zone)
+    if model is None:
+        return (record for record, _result in records)
+    return with_suspected(records, model)
+
+
+def _scanned(engine: Engine, lines: Iterable[str], zone: ZoneInfo) -> Iterator[tuple[dict, CallResult | None]]:
     parsed = list(parse_lines(lines, zone))
     calls = [p.call for p in parsed if p.call is not None]
     earlier = earlier_calls_by_call(calls)
     position = 0
     for item in parsed:
         if item.call is None:
-            yield {"id": item.id, "error": item.error}
+            yield {"id": item.id, "error": item.error}, None
             continue
         result = engine.scan(item.call, earlier.get(position, ()))
         position += 1
-        yield result_line(result)
+        yield result_line(result), result

@@ -101,10 +101,15 @@ class CallRecords(Database):
             for finding in result.findings:
                 finding_id = f"{call_id}:{'call' if finding.turn is None else finding.turn}:{finding.rule}"
                 current[finding_id] = finding
+            # A finding a reviewer recorded from a suspected line (rule "reviewer") is not
+            # the rules' to withdraw: it stays active, and counts in the call's categories.
             self.db.execute(
-                "UPDATE findings SET active = 0, updated_at = ? WHERE call_id = ? AND active = 1",
+                "UPDATE findings SET active = 0, updated_at = ? WHERE call_id = ? AND active = 1 AND rule != 'reviewer'",
                 [now(), call_id],
             )
+            kept = self.db.execute(
+                "SELECT category, severity FROM findings WHERE call_id = ? AND active = 1 AND rule = 'reviewer'", [call_id]
+            ).fetchall()
             for finding_id, f in current.items():
                 self.db["findings"].upsert(
                     {
@@ -116,12 +121,12 @@ class CallRecords(Database):
                     },
                     pk="id",
                 )
-            severities = [f.severity for f in current.values()]
+            severities = [f.severity for f in current.values()] + [severity for _, severity in kept]
             self.db["calls"].update(
                 call_id,
                 {
                     "status": "done", "rules_version": rules_version, "updated_at": now(),
-                    "categories": json.dumps(sorted({f.category for f in current.values()})),
+                    "categories": json.dumps(sorted({f.category for f in current.values()} | {c for c, _ in kept})),
                     "max_severity": max(severities, key=SEVERITY_RANK.get) if severities else None,
                 },
             )

@@ -127,3 +127,26 @@ def known(db: sqlite_utils.Database) -> bool:
     one does not know)."""
     names = {m.name for m in MIGRATIONS._migrations}
     return all(applied.name in names for applied in MIGRATIONS.applied(db))
+
+
+@MIGRATIONS(name="0003_learn_risk")
+def learn_risk_suspected(db: sqlite_utils.Database) -> None:
+    """The risk model's opinion: a probability per collector/unknown turn and category
+    (``turn_risk``; a call's risk is its highest), and suspected lines — above the
+    category's threshold with no rule finding — with the reviewer's decision on each.
+    A confirmed suspected line becomes a finding with rule ``reviewer`` (``finding_id``)."""
+    db["turn_risk"].create(
+        {"call_id": str, "idx": int, "category": str, "score": float, "model_version": str},
+        pk=("call_id", "idx", "category"),
+        foreign_keys=[("call_id", "calls", "id")],
+    )
+    db["suspected"].create(
+        {
+            "id": str, "call_id": str, "turn": int, "category": str, "score": float, "threshold": float,
+            "model_version": str, "active": int, "decision": str, "reviewer": str, "note": str,
+            "decided_at": str, "finding_id": str, "created_at": str, "updated_at": str,
+        },
+        pk="id",
+        foreign_keys=[("call_id", "calls", "id")],
+    )
+    db["suspected"].create_index(["call_id"])

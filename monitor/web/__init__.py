@@ -174,9 +174,9 @@ def create_app(config: dict | None = None) -> Flask:
     limiter = Limiter(get_remote_address, app=app, storage_uri=app.config["RATELIMIT_STORAGE_URI"], default_limits=[])
     app.extensions["monitor"] = WebState(database, engine, queue, limiter, upload_folder)
 
-    from . import api, auth, review, staff, submit
+    from . import api, auth, review, staff, submit, suggest
 
-    for blueprint in (auth.bp, review.bp, staff.bp, submit.bp, api.bp):
+    for blueprint in (auth.bp, review.bp, staff.bp, submit.bp, api.bp, suggest.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, no cookies: CSRF does not apply
     _limit(app, limiter, "auth.login", app.config["LOGIN_RATE_LIMIT"], ["POST"])
