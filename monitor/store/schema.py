@@ -108,6 +108,36 @@ def web_accounts_uploads(db: sqlite_utils.Database) -> None:
     )
 
 
+
+@MIGRATIONS(name="0003_web_sessions_paging")
+def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
+    """Server-side staff sessions (so logout, a password or role change and deactivation
+    end them), how often an upload was taken up (a job interrupted twice is not retried),
+    second looks (复核), and the indexes the queue, search and dashboard page by."""
+    db["sessions"].create(
+        {"session_hash": str, "username": str, "created_at": str, "last_seen_at": str, "revoked_at": str},
+        pk="session_hash",
+        foreign_keys=[("username", "users", "username")],
+    )
+    db["sessions"].create_index(["username"])
+    db["uploads"].add_column("attempts", int, not_null_default=0)
+    db["uploads"].create_index(["created_at"])
+    db["second_looks"].create(
+        {"finding_id": str, "requested_by": str, "requested_at": str, "reason": str, "reviewer": str,
+         "first_decision": str, "status": str, "closed_at": str},
+        pk="finding_id",
+        foreign_keys=[("finding_id", "findings", "id")],
+    )
+    db["second_looks"].create_index(["reviewer", "status"])
+    db["findings"].create_index(["active", "call_id"])
+    db["findings"].create_index(["created_at"])
+    db["reviews"].create_index(["finding_id", "id"])
+    db["reviews"].create_index(["decided_at"])
+    db["calls"].create_index(["collector_id"])
+    db["calls"].create_index(["started_utc"])
+    db["calls"].create_index(["max_severity", "started_utc"])
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Apply the pending migrations (the caller holds the write lock)."""
     legacy = db.execute("PRAGMA user_version").fetchone()[0]

@@ -31,7 +31,10 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from zoneinfo import ZoneInfo
+
 from monitor import settings
+from monitor.audit import label as audit_label
 from monitor.detection.engine import Engine
 from monitor.runs.pipeline import AsrOptions
 from monitor.store import Store
@@ -45,7 +48,7 @@ log = logging.getLogger("monitor.web")
 
 # Endpoints anyone may reach. Everything else needs a staff login (pages) or an API
 # token (the api blueprint): deny by default, so a new route is never left open.
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "favicon"}
 PUBLIC_BLUEPRINTS = {"submit"}
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -190,9 +193,13 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
+    zone = ZoneInfo(app.config["TIMEZONE"])
     app.jinja_env.globals.update(
-        labels=present, clock=present.clock, local_time=present.local_time, rule_info=rule_info,
+        labels=present, clock=present.clock, local_time=lambda value: present.local_time(value, zone),
+        zone_label=present.zone_label(zone), rule_info=rule_info, action_label=audit_label,
+        detail_text=present.detail_text,
     )
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     return app
 
 
@@ -203,9 +210,9 @@ def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, methods: lis
 def _gate():
     g.user = None
     endpoint = request.endpoint
-    if endpoint is None or endpoint == "static":
-        return None  # 404 / 405 follow; style sheets and scripts are public
-    blueprint = endpoint.split(".", 1)[0] if "." in endpoint else None
+    if endpoint in ("static", "favicon"):
+        return None  # style sheets, scripts and the icon are public
+    blueprint = endpoint.split(".", 1)[0] if endpoint and "." in endpoint else None
     if blueprint == "api":
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -217,18 +224,25 @@ def _gate():
             return response
         g.user = user
         return None
-    username = session.get("user")
-    if username:
-        user = get_store().user(username)
-        if user is not None and user["active"]:
-            g.user = user
-        else:
-            session.clear()
+    if session.get("sid"):
+        from .auth import session_user
+
+        g.user = session_user()
+        if g.user is None:
+            session.clear()  # ended on the server (logout, deactivation, role or password change)
+    if endpoint is None:
+        return None  # 404 / 405 follow, and know who is logged in
     if endpoint in PUBLIC_ENDPOINTS or blueprint in PUBLIC_BLUEPRINTS:
         return None
     if g.user is None:
         return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
     return None
+
+
+def _favicon():
+    from flask import current_app, send_from_directory
+
+    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 def _close_store(_exc) -> None:
