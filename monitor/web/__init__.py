@@ -76,6 +76,7 @@ def _defaults() -> dict:
         "RECEIPT_RATE_LIMIT": "60 per minute",
         "API_RATE_LIMIT": "120 per minute",
         "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,  # a 429 says when to try again (Retry-After)
         "PROXY_HOPS": int(_setting("proxy_hops", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -182,8 +183,12 @@ def create_app(config: dict | None = None) -> Flask:
     for blueprint in (auth.bp, review.bp, staff.bp, submit.bp, api.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, no cookies: CSRF does not apply
-    _limit(app, limiter, "auth.login", app.config["LOGIN_RATE_LIMIT"], ["POST"])
-    _limit(app, limiter, "submit.form", app.config["SUBMIT_RATE_LIMIT"], ["POST"])
+    # Only failed logins count (a team behind one address logs in every morning), and only
+    # accepted submissions (a debtor whose file was refused must be able to try another).
+    _limit(app, limiter, "auth.login", app.config["LOGIN_RATE_LIMIT"], ["POST"],
+           deduct_when=lambda response: response.status_code != 302)
+    _limit(app, limiter, "submit.form", app.config["SUBMIT_RATE_LIMIT"], ["POST"],
+           deduct_when=lambda response: response.status_code == 303)
     _limit(app, limiter, "submit.receipt", app.config["RECEIPT_RATE_LIMIT"], None)
     for endpoint in list(app.view_functions):
         if endpoint.startswith("api."):
@@ -203,8 +208,8 @@ def create_app(config: dict | None = None) -> Flask:
     return app
 
 
-def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, methods: list[str] | None) -> None:
-    app.view_functions[endpoint] = limiter.limit(value, methods=methods)(app.view_functions[endpoint])
+def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, methods: list[str] | None, deduct_when=None) -> None:
+    app.view_functions[endpoint] = limiter.limit(value, methods=methods, deduct_when=deduct_when)(app.view_functions[endpoint])
 
 
 def _gate():
@@ -317,7 +322,15 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000, threads: 
     ``.effective_port`` is the port when 0 was asked for)."""
     from waitress import create_server
 
-    return create_server(app, host=host, port=port, threads=threads, ident="monitor")
+    return create_server(app, host=host, port=port, threads=threads, ident="monitor",
+                         max_request_body_size=request_body_limit(app))
+
+
+def request_body_limit(app: Flask) -> int:
+    """The largest request body waitress reads: the app's upload limit and room for the
+    form around the file, so a client streaming far more is cut off by the server
+    (413) instead of being read to the end (waitress's own default is 1 GB)."""
+    return int(app.config["MAX_CONTENT_LENGTH"]) + 1024 * 1024
 
 
 def serve(

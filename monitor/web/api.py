@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
 
@@ -100,10 +101,22 @@ def findings():
     category = args.get("category")
     if category and category not in CATEGORIES:
         return jsonify(error="bad_request", message=f"category: one of {', '.join(CATEGORIES)}"), 400
+    dates = {}
+    for name in ("since", "until"):
+        value = args.get(name)
+        if value:
+            try:
+                dates[name] = date.fromisoformat(value).isoformat()
+            except ValueError:
+                return jsonify(error="bad_request",
+                               message=f"{name}: expected a date as YYYY-MM-DD (e.g. 2025-03-01), not {value[:40]!r}"), 400
+    if dates.get("since") and dates.get("until") and dates["since"] > dates["until"]:
+        return jsonify(error="bad_request", message="since is after until"), 400
     store = get_store()
-    rows = list(store.export_rows(since=args.get("since"), until=args.get("until"), category=category,
+    rows = list(store.export_rows(since=dates.get("since"), until=dates.get("until"), category=category,
                                   collector=args.get("collector"), review_status=status))
     for row in rows:
+        row.pop("source", None)  # where the server keeps the file is not the caller's business
         row["legal_basis"] = json.loads(row["legal_basis"] or "[]")
         row["speaker_verified"] = bool(row["speaker_verified"])
     store.audit(g.user["username"], Action.FINDINGS_READ_API, "findings", {k: v for k, v in args.items()})

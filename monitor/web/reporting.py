@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from pathlib import Path
 from typing import Callable
 
 from flask import Response, abort
@@ -71,7 +72,7 @@ def evidence_response(call_id: str, kind: str, filename: str, actor: str, store=
     try:
         path = evidence.build_evidence_package(store or get_store(), call_id, f"{folder.name}/{filename}.zip", kind,
                                                actor=actor, **options)
-        data = open(path, "rb").read()
+        data = Path(path).read_bytes()
     except (evidence.EvidenceError, reports.ReportError) as error:
         abort_with(409, f"无法导出：{refusal(error)}")
     finally:

@@ -10,6 +10,7 @@ import json
 import secrets
 import tempfile
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
@@ -105,7 +106,8 @@ def receipt(token: str):
         # The transcript and findings are shared by the recording's hash; nothing else of
         # a record staff may have stored first (see _own_record for the documents).
         call = store.call(row["call_id"])
-        findings = store.findings(row["call_id"])
+        # Numbered afresh: a stored finding's id names the call it was first stored under.
+        findings = [replace(f, id=f"finding-{n}", call_id="") for n, f in enumerate(store.findings(row["call_id"]), 1)]
         turns = present.transcript(call, findings)
     cards = present.by_sentence(findings)
     open_cards = [c for c in cards if any(m.decision != "dismissed" for m in c["members"])]
