@@ -280,20 +280,24 @@ class Queries(Database):
             f"SELECT json_extract(c.metadata, '$.team') AS team, count(*) AS n FROM findings f"
             f" JOIN calls c ON c.id = f.call_id WHERE {' AND '.join(where)} GROUP BY 1", params))
 
-    def reviewer_throughput(self, since: str) -> list[dict]:
-        """Decisions per reviewer since ``since`` (a date, UTC)."""
+    def reviewer_throughput(self, since: str, until: str | None = None) -> list[dict]:
+        """Decisions per reviewer made from day ``since`` to day ``until`` (UTC dates)."""
+        where, params = ["decided_at >= ?"], [since]
+        if until:
+            where.append("substr(decided_at, 1, 10) <= ?")
+            params.append(until)
         return list(self.db.query(
             "SELECT reviewer, count(*) AS decisions, sum(decision = 'confirmed') AS confirmed,"
             " sum(decision = 'dismissed') AS dismissed, count(DISTINCT substr(decided_at, 1, 10)) AS days"
-            " FROM reviews WHERE decided_at >= ? GROUP BY reviewer ORDER BY decisions DESC", [since]))
+            f" FROM reviews WHERE {' AND '.join(where)} GROUP BY reviewer ORDER BY decisions DESC", params))
 
     def unreviewed_ages(self, now_iso: str) -> dict[str, int]:
         """Active findings nobody has decided on, by how long they have waited."""
         rows = self.db.execute(
-            "SELECT CASE WHEN julianday(?) - julianday(f.created_at) < 1 THEN '<1d'"
+            "SELECT CASE WHEN julianday(?) - julianday(f.created_at) < 1 THEN '0-1d'"
             " WHEN julianday(?) - julianday(f.created_at) < 3 THEN '1-3d'"
             " WHEN julianday(?) - julianday(f.created_at) < 7 THEN '3-7d'"
-            " WHEN julianday(?) - julianday(f.created_at) < 30 THEN '7-30d' ELSE '>30d' END, count(*)"
+            " WHEN julianday(?) - julianday(f.created_at) < 30 THEN '7-30d' ELSE '30d+' END, count(*)"
             " FROM findings f WHERE f.active = 1 AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.finding_id = f.id)"
             " GROUP BY 1", [now_iso] * 4).fetchall()
         return dict(rows)

@@ -165,12 +165,12 @@ def dashboard():
         category_rates=category_rates,
         day_chart=present.columns([(k[5:], t, c) for k, t, c, _ in day_rows],
                                   links=[url_for("review.queue", since=d, until=d) for d, _, _, _ in day_rows]),
-        throughput=store.reviewer_throughput(since), ages=[(k, ages.get(k, 0)) for k in AGE_BUCKETS],
+        throughput=store.reviewer_throughput(since, until), ages=[(k, ages.get(k, 0)) for k in AGE_BUCKETS],
         zone_name=present.zone_label(),
     )
 
 
-AGE_BUCKETS = ("<1d", "1-3d", "3-7d", "7-30d", ">30d")
+AGE_BUCKETS = ("0-1d", "1-3d", "3-7d", "7-30d", "30d+")
 
 
 @bp.route("/rules", methods=["GET", "POST"])
