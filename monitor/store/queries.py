@@ -4,14 +4,28 @@ the review queue, dashboard counts, the violations export, transcript search."""
 from __future__ import annotations
 
 import json
+from datetime import datetime, timedelta, timezone
 from typing import Iterator
 
-from monitor.store.calls import SEVERITY_RANK
 from monitor.store.database import Database, StoreError
-from monitor.store.schema import LATEST_DECISION
+from monitor.store.schema import CALL_DAY, LATEST_DECISION, SEVERITY_ORDER
+from monitor.store.schema import LATEST_DECISION_COLUMN as DECIDED
 
 
 class Queries(Database):
+    # -- loading many rows at once (benches, imports) -----------------------------------
+
+    BULK_TABLES = ("calls", "turns", "findings", "reviews", "assignments", "uploads")
+
+    def bulk_insert(self, table: str, rows, batch_size: int = 5000) -> None:
+        """Insert already-shaped rows into one of BULK_TABLES in one write transaction:
+        how a bench builds a store of 50,000 calls in seconds (no audit entries, no
+        checks: the caller's rows must be consistent)."""
+        if table not in self.BULK_TABLES:
+            raise StoreError(f"bulk_insert: not a table for bulk rows: {table!r}")
+        with self._write():
+            self.db[table].insert_all(rows, batch_size=batch_size)
+
     # -- search and export --------------------------------------------------------------
 
     def search_turns(self, query: str, limit: int = 50) -> list[dict]:
@@ -138,32 +152,40 @@ class Queries(Database):
         ).fetchall()]
 
     QUEUE_SORTS = {
-        "severity": "CASE c.max_severity {rank} ELSE -1 END DESC, coalesce(c.started_utc, c.created_at) DESC, c.id",
-        "newest": "coalesce(c.started_utc, c.created_at) DESC, c.id",
-        "oldest": "coalesce(c.started_utc, c.created_at), c.id",
+        "severity": f"{SEVERITY_ORDER} DESC, coalesce(c.started_utc, c.created_at) DESC",
+        "newest": "coalesce(c.started_utc, c.created_at) DESC",
+        "oldest": "coalesce(c.started_utc, c.created_at)",
         "collector": "c.collector_id IS NULL, c.collector_id, coalesce(c.started_utc, c.created_at) DESC, c.id",
         "findings": "(SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1) DESC, c.id",
     }
 
     def _queue_where(self, category, collector, since, until, review_status, assignee, origin, second_look, team):
         where, params = [], []
-        matching = ["f.call_id = c.id", "f.active = 1"]
-        if category:
-            matching.append("f.category = ?")
-            params.append(category)
-        if review_status == "unreviewed":
-            matching.append(f"{LATEST_DECISION} IS NULL")
-        elif review_status in ("confirmed", "dismissed"):
-            matching.append(f"{LATEST_DECISION} = ?")
-            params.append(review_status)
-        elif review_status:
+        if review_status and review_status not in ("unreviewed", "confirmed", "dismissed"):
             raise StoreError(f"review status must be unreviewed, confirmed or dismissed, not {review_status!r}")
-        if second_look:
-            matching.append("EXISTS (SELECT 1 FROM second_looks s WHERE s.finding_id = f.id AND s.status = 'open'"
-                            + (" AND s.reviewer = ?)" if second_look is not True else ")"))
-            if second_look is not True:
-                params.append(second_look)
-        where.append(f"EXISTS (SELECT 1 FROM findings f WHERE {' AND '.join(matching)})")
+        if not (review_status or second_look):
+            # save_findings keeps a call's max_severity and categories to its active
+            # findings: no need to look at the findings themselves.
+            where.append("c.max_severity IS NOT NULL")
+            if category:
+                where.append("c.categories LIKE ?")
+                params.append(f'%"{category}"%')
+        else:
+            matching = ["f.call_id = c.id", "f.active = 1"]
+            if category:
+                matching.append("f.category = ?")
+                params.append(category)
+            if review_status == "unreviewed":
+                matching.append(f"{DECIDED} IS NULL")
+            elif review_status:
+                matching.append(f"{DECIDED} = ?")
+                params.append(review_status)
+            if second_look:
+                matching.append("EXISTS (SELECT 1 FROM second_looks s WHERE s.finding_id = f.id AND s.status = 'open'"
+                                + (" AND s.reviewer = ?)" if second_look is not True else ")"))
+                if second_look is not True:
+                    params.append(second_look)
+            where.append(f"EXISTS (SELECT 1 FROM findings f WHERE {' AND '.join(matching)})")
         if collector:
             where.append("c.collector_id = ?")
             params.append(collector)
@@ -171,10 +193,10 @@ class Queries(Database):
             where.append("json_extract(c.metadata, '$.team') = ?")
             params.append(team)
         if since:
-            where.append("substr(coalesce(c.started_at, c.created_at), 1, 10) >= ?")
+            where.append(f"{CALL_DAY} >= ?")
             params.append(since)
         if until:
-            where.append("substr(coalesce(c.started_at, c.created_at), 1, 10) <= ?")
+            where.append(f"{CALL_DAY} <= ?")
             params.append(until)
         if assignee == "":
             where.append("a.reviewer IS NULL")
@@ -212,8 +234,7 @@ class Queries(Database):
         if ids is not None:
             where += f" AND c.id IN ({', '.join('?' for _ in ids)})" if ids else " AND 0"
             params = [*params, *ids]
-        rank = " ".join(f"WHEN '{name}' THEN {value}" for name, value in SEVERITY_RANK.items())
-        order = self.QUEUE_SORTS.get(sort, self.QUEUE_SORTS["severity"]).format(rank=rank)
+        order = self.QUEUE_SORTS.get(sort, self.QUEUE_SORTS["severity"])
         # The page's ids first (cheap columns only), then the counts for those rows alone.
         page = [r[0] for r in self.db.execute(
             f"SELECT c.id FROM calls c LEFT JOIN assignments a ON a.call_id = c.id WHERE {where}"
@@ -226,9 +247,9 @@ class Queries(Database):
                    c.caller_number, c.max_severity, c.categories, a.reviewer AS assignee, a.assigned_by,
                    json_extract(c.metadata, '$.team') AS team, {_DEBTOR} AS debtor_evidence,
                    (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1) AS findings,
-                   (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {LATEST_DECISION} IS NULL) AS unreviewed,
-                   (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {LATEST_DECISION} = 'confirmed') AS confirmed,
-                   (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {LATEST_DECISION} = 'dismissed') AS dismissed,
+                   (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {DECIDED} IS NULL) AS unreviewed,
+                   (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {DECIDED} = 'confirmed') AS confirmed,
+                   (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {DECIDED} = 'dismissed') AS dismissed,
                    (SELECT count(*) FROM findings f JOIN second_looks s ON s.finding_id = f.id
                      WHERE f.call_id = c.id AND s.status = 'open') AS second_looks
             FROM calls c LEFT JOIN assignments a ON a.call_id = c.id
@@ -251,10 +272,27 @@ class Queries(Database):
 
     # -- the dashboard ------------------------------------------------------------------
 
+    def dashboard_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
+        """Active findings in the period (by the call's local day) counted by category,
+        collector, team, day and latest decision: everything the dashboard draws, in one
+        pass that starts from the calls of the period (the day index)."""
+        where, params = ["f.active = 1"], []
+        if since:
+            where.append(f"{CALL_DAY} >= ?")
+            params.append(since)
+        if until:
+            where.append(f"{CALL_DAY} <= ?")
+            params.append(until)
+        return list(self.db.query(
+            f"SELECT f.category, c.collector_id, json_extract(c.metadata, '$.team') AS team, {CALL_DAY} AS day,"
+            f" {DECIDED} AS decision, count(*) AS n"
+            f" FROM calls c CROSS JOIN findings f ON f.call_id = c.id WHERE {' AND '.join(where)}"
+            " GROUP BY 1, 2, 3, 4, 5", params))
+
     def call_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """Analysed calls (done) by collector and team in the period: the denominator of
         the rates per 100 calls."""
-        day = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
+        day = CALL_DAY
         where, params = ["c.status = 'done'"], []
         if since:
             where.append(f"{day} >= ?")
@@ -265,20 +303,6 @@ class Queries(Database):
         return list(self.db.query(
             f"SELECT c.collector_id, json_extract(c.metadata, '$.team') AS team, count(*) AS n FROM calls c"
             f" WHERE {' AND '.join(where)} GROUP BY 1, 2", params))
-
-    def team_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
-        """Active findings by team (the ``team`` field kept with a call) and category."""
-        day = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
-        where, params = ["f.active = 1", "c.metadata IS NOT NULL"], []
-        if since:
-            where.append(f"{day} >= ?")
-            params.append(since)
-        if until:
-            where.append(f"{day} <= ?")
-            params.append(until)
-        return list(self.db.query(
-            f"SELECT json_extract(c.metadata, '$.team') AS team, count(*) AS n FROM findings f"
-            f" JOIN calls c ON c.id = f.call_id WHERE {' AND '.join(where)} GROUP BY 1", params))
 
     def reviewer_throughput(self, since: str, until: str | None = None) -> list[dict]:
         """Decisions per reviewer made from day ``since`` to day ``until`` (UTC dates)."""
@@ -291,16 +315,19 @@ class Queries(Database):
             " sum(decision = 'dismissed') AS dismissed, count(DISTINCT substr(decided_at, 1, 10)) AS days"
             f" FROM reviews WHERE {' AND '.join(where)} GROUP BY reviewer ORDER BY decisions DESC", params))
 
-    def unreviewed_ages(self, now_iso: str) -> dict[str, int]:
-        """Active findings nobody has decided on, by how long they have waited."""
-        rows = self.db.execute(
-            "SELECT CASE WHEN julianday(?) - julianday(f.created_at) < 1 THEN '0-1d'"
-            " WHEN julianday(?) - julianday(f.created_at) < 3 THEN '1-3d'"
-            " WHEN julianday(?) - julianday(f.created_at) < 7 THEN '3-7d'"
-            " WHEN julianday(?) - julianday(f.created_at) < 30 THEN '7-30d' ELSE '30d+' END, count(*)"
-            " FROM findings f WHERE f.active = 1 AND NOT EXISTS (SELECT 1 FROM reviews r WHERE r.finding_id = f.id)"
-            " GROUP BY 1", [now_iso] * 4).fetchall()
-        return dict(rows)
+    AGE_BUCKETS = (("0-1d", 0, 1), ("1-3d", 1, 3), ("3-7d", 3, 7), ("7-30d", 7, 30), ("30d+", 30, None))
+
+    def unreviewed_ages(self, now: datetime) -> dict[str, int]:
+        """Active findings nobody has decided on, by how long they have waited (days
+        since they were stored): range counts on the open-findings index."""
+        ages = {}
+        for name, younger, older in self.AGE_BUCKETS:
+            where, params = ["f.active = 1", f"{DECIDED} IS NULL", "f.created_at <= ?"], [_iso_days_before(now, younger)]
+            if older is not None:
+                where.append("f.created_at > ?")
+                params.append(_iso_days_before(now, older))
+            ages[name] = self.db.execute(f"SELECT count(*) FROM findings f WHERE {' AND '.join(where)}", params).fetchone()[0]
+        return ages
 
     # -- second looks (复核) ------------------------------------------------------------
 
@@ -338,6 +365,10 @@ class Queries(Database):
 
 
 _DEBTOR = "(c.origin = 'debtor' OR EXISTS (SELECT 1 FROM uploads u WHERE u.call_id = c.id AND u.origin = 'debtor'))"
+
+
+def _iso_days_before(now: datetime, days: int) -> str:
+    return (now - timedelta(days=days)).astimezone(timezone.utc).isoformat(timespec="seconds")
 
 
 def _phrases(query: str) -> list[str]:

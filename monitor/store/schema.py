@@ -14,6 +14,14 @@ MIGRATIONS = sqlite_utils.Migrations("monitor")
 # The latest decision on finding ``f`` (confirmed | dismissed | NULL = unreviewed); every
 # query that needs a finding's review status uses this one subquery.
 LATEST_DECISION = "(SELECT decision FROM reviews r WHERE r.finding_id = f.id ORDER BY r.id DESC LIMIT 1)"
+# The same, kept on the finding row by a trigger (migration 0003_web_sessions_paging),
+# for the queries that page or count over every finding.
+LATEST_DECISION_COLUMN = "f.latest_decision"
+# A call's local start day (else the day it was stored), and its rank in the queue: the
+# expressions the calls indexes of 0003 are built on, so the queries must use them as is.
+CALL_DAY = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
+SEVERITY_ORDER = ("CASE c.max_severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2"
+                  " WHEN 'critical' THEN 3 ELSE -1 END")
 
 
 @MIGRATIONS(name="0001_calls")
@@ -129,13 +137,31 @@ def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
         foreign_keys=[("finding_id", "findings", "id")],
     )
     db["second_looks"].create_index(["reviewer", "status"])
-    db["findings"].create_index(["active", "call_id"])
-    db["findings"].create_index(["created_at"])
     db["reviews"].create_index(["finding_id", "id"])
     db["reviews"].create_index(["decided_at"])
     db["calls"].create_index(["collector_id"])
     db["calls"].create_index(["started_utc"])
-    db["calls"].create_index(["max_severity", "started_utc"])
+    # Each finding carries its latest decision, kept by the database itself (reviews are
+    # only ever appended), so the queue and the dashboard count without a subquery each.
+    db["findings"].add_column("latest_decision", str)
+    db.executescript(
+        """
+        UPDATE findings SET latest_decision =
+          (SELECT decision FROM reviews r WHERE r.finding_id = findings.id ORDER BY r.id DESC LIMIT 1);
+        CREATE TRIGGER reviews_latest_decision AFTER INSERT ON reviews
+        BEGIN UPDATE findings SET latest_decision = NEW.decision WHERE id = NEW.finding_id; END;
+        CREATE INDEX idx_findings_call_active_decision ON findings (call_id, active, latest_decision, category);
+        CREATE INDEX idx_findings_open ON findings (active, latest_decision, created_at);
+        """
+    )
+    c_free = lambda expression: expression.replace("c.", "")  # noqa: E731  (indexes name no alias)
+    db.executescript(
+        f"""
+        CREATE INDEX idx_calls_queue_order ON calls ({c_free(SEVERITY_ORDER)} DESC, coalesce(started_utc, created_at) DESC);
+        CREATE INDEX idx_calls_newest ON calls (coalesce(started_utc, created_at));
+        CREATE INDEX idx_calls_day ON calls ({c_free(CALL_DAY)});
+        """
+    )
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -14,6 +14,7 @@ from monitor.audit import Action
 from monitor.errors import InputError
 from monitor.models import CATEGORIES, SPEAKERS, Call, Turn
 from . import get_store, present, state
+from monitor.store import Store
 from . import accounts
 from .accounts import ROLES, AccountError, add_user, create_api_token
 from .auth import admin_required, current_session_hash
@@ -114,15 +115,16 @@ def dashboard():
     if (args.get("since") and not since) or (args.get("until") and not until):
         flash("日期格式不对，已改用默认时间段（最近 30 天）。请用 年-月-日，例如 2025-03-01。", "error")
     since = since or (today - timedelta(days=29)).isoformat()
-    counts = store.finding_counts(since=since, until=until)
-    by = {key: defaultdict(Counter) for key in ("category", "collector", "day")}
+    by = {key: defaultdict(Counter) for key in ("category", "collector", "team", "day")}
     totals = Counter()
-    for row in counts:
-        decision = row["decision"] or "unreviewed"
-        totals[decision] += row["n"]
-        by["category"][row["category"]][decision] += row["n"]
-        by["collector"][row["collector_id"] or ""][decision] += row["n"]
-        by["day"][row["day"]][decision] += row["n"]
+    for row in store.dashboard_counts(since=since, until=until):
+        decision, n = row["decision"] or "unreviewed", row["n"]
+        totals[decision] += n
+        by["category"][row["category"]][decision] += n
+        by["collector"][row["collector_id"] or ""][decision] += n
+        by["day"][row["day"]][decision] += n
+        if row["team"]:
+            by["team"][row["team"]][decision] += n
 
     def rows(groups, order=None):
         keys = order or sorted(groups, key=lambda k: -sum(groups[k].values()))
@@ -148,15 +150,14 @@ def dashboard():
     category_rates = [(present.CATEGORY_LABELS[k], rate(t, all_calls), all_calls, t,
                        url_for("review.queue", category=k, **window)) for k, t, _, _ in category_rows]
     team_rates = sorted(
-        ((r["team"], rate(r["n"], calls_by_team[r["team"]]), calls_by_team[r["team"]], r["n"],
-          url_for("review.queue", team=r["team"], **window))
-         for r in store.team_counts(since=since, until=until) if r["team"]), key=lambda r: -r[1])[:20]
+        ((k, rate(t, calls_by_team[k]), calls_by_team[k], t, url_for("review.queue", team=k, **window))
+         for k, t, _, _ in rows(by["team"])), key=lambda r: -r[1])[:20]
     days = sorted(by["day"])
     first, last = date.fromisoformat(since), date.fromisoformat(until) if until else today
     if 0 <= (last - first).days <= 92:  # a readable timeline: every day, empty ones too
         days = sorted({(first + timedelta(days=n)).isoformat() for n in range((last - first).days + 1)} | set(days))
     day_rows = [(d, sum(by["day"][d].values()), by["day"][d]["confirmed"], by["day"][d]) for d in days]
-    ages = store.unreviewed_ages(datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    ages = store.unreviewed_ages(datetime.now(timezone.utc))
     return render_template(
         "dashboard.html", since=since, until=until or "", totals=totals, all_calls=all_calls,
         category_rows=category_rows, collector_rows=collector_rows[:20], day_rows=day_rows,
@@ -170,7 +171,7 @@ def dashboard():
     )
 
 
-AGE_BUCKETS = ("0-1d", "1-3d", "3-7d", "7-30d", "30d+")
+AGE_BUCKETS = tuple(name for name, _, _ in Store.AGE_BUCKETS)
 
 
 @bp.route("/rules", methods=["GET", "POST"])
