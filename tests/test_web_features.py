@@ -189,3 +189,30 @@ def test_the_dashboard_shows_rates_per_100_calls_throughput_and_ages(web, engine
     assert re.search(r'<tr data-reviewer="rita"><td>rita</td><td class="n-decisions">1<', today)
     ages = dict(re.findall(r'<tr data-age="([^"]+)">.*?class="n">(\d+)<', today, re.S))
     assert ages["0-1d"] == "1"  # d4's finding, stored just now, waits for a decision
+
+
+def test_the_dashboard_tallies_follow_every_store_change(web, engine):
+    """The tallies the database keeps by trigger equal a count over the findings
+    themselves after stores, decisions, a second decision and a rescan that retires one."""
+    from collections import Counter
+
+    def tallied():
+        return Counter({(r["category"], r["collector_id"], r["day"], r["decision"]): r["n"]
+                        for r in web.store.dashboard_counts()})
+
+    def counted():
+        return Counter({(r["category"], r["collector_id"], r["day"], r["decision"]): r["n"]
+                        for r in web.store.finding_counts()})
+
+    seed_call(web, engine, "t1", ABUSIVE + CONTACTS, "2025-03-01T09:00", "C1")
+    seed_call(web, engine, "t2", VIOLENT, "2025-03-02T09:00", "C2")
+    assert tallied() == counted() and sum(tallied().values()) == len(web.store.findings())
+    first, second = web.store.findings("t1")[:2]
+    web.store.review(first.id, "confirmed", "rita")
+    web.store.review(first.id, "dismissed", "ralf")
+    web.store.review(second.id, "confirmed", "rita")
+    assert tallied() == counted()
+    from monitor.models import Call, CallResult
+
+    web.store.save_findings("t2", CallResult(Call("t2", ()), ()), engine.pack.version)  # the rules no longer fire
+    assert tallied() == counted() and not any(k[1] == "C2" for k in tallied())

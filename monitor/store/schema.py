@@ -20,6 +20,8 @@ LATEST_DECISION_COLUMN = "f.latest_decision"
 # A call's local start day (else the day it was stored), and its rank in the queue: the
 # expressions the calls indexes of 0003 are built on, so the queries must use them as is.
 CALL_DAY = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
+# A call's team, from the metadata kept with it (NULL when absent or not JSON).
+CALL_TEAM = "CASE WHEN json_valid(c.metadata) THEN json_extract(c.metadata, '$.team') END"
 SEVERITY_ORDER = ("CASE c.max_severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2"
                   " WHEN 'critical' THEN 3 ELSE -1 END")
 
@@ -155,6 +157,48 @@ def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
         """
     )
     c_free = lambda expression: expression.replace("c.", "")  # noqa: E731  (indexes name no alias)
+    # Active findings tallied by (call day, collector, team, category, latest decision),
+    # kept by triggers as findings are stored, deactivated or decided on: the dashboard
+    # reads a few thousand tallies instead of joining every finding of the period to its
+    # call. A call's start, collector and metadata are set when it is stored and not
+    # changed once it has findings, so a tally's call-side keys stay right.
+    db["finding_tallies"].create(
+        {"day": str, "collector_id": str, "team": str, "category": str, "decision": str, "n": int},
+        pk=("day", "collector_id", "team", "category", "decision"),
+    )
+    keys = (f"coalesce({CALL_DAY}, ''), coalesce(c.collector_id, ''), coalesce({CALL_TEAM}, '')")
+    db.executescript(
+        f"""
+        INSERT INTO finding_tallies (day, collector_id, team, category, decision, n)
+          SELECT {keys}, coalesce(f.category, ''), coalesce(f.latest_decision, ''), count(*)
+          FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 1, 2, 3, 4, 5;
+        CREATE TRIGGER findings_tally_insert AFTER INSERT ON findings WHEN NEW.active = 1
+        BEGIN
+          INSERT INTO finding_tallies (day, collector_id, team, category, decision, n)
+            SELECT {keys}, coalesce(NEW.category, ''), coalesce(NEW.latest_decision, ''), 1
+            FROM calls c WHERE c.id = NEW.call_id
+            ON CONFLICT (day, collector_id, team, category, decision) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER findings_tally_update AFTER UPDATE ON findings
+        BEGIN
+          UPDATE finding_tallies SET n = n - 1
+            WHERE OLD.active = 1 AND (day, collector_id, team, category, decision) =
+              (SELECT {keys}, coalesce(OLD.category, ''), coalesce(OLD.latest_decision, '')
+               FROM calls c WHERE c.id = OLD.call_id);
+          INSERT INTO finding_tallies (day, collector_id, team, category, decision, n)
+            SELECT {keys}, coalesce(NEW.category, ''), coalesce(NEW.latest_decision, ''), 1
+            FROM calls c WHERE c.id = NEW.call_id AND NEW.active = 1
+            ON CONFLICT (day, collector_id, team, category, decision) DO UPDATE SET n = n + 1;
+        END;
+        CREATE TRIGGER findings_tally_delete AFTER DELETE ON findings WHEN OLD.active = 1
+        BEGIN
+          UPDATE finding_tallies SET n = n - 1
+            WHERE (day, collector_id, team, category, decision) =
+              (SELECT {keys}, coalesce(OLD.category, ''), coalesce(OLD.latest_decision, '')
+               FROM calls c WHERE c.id = OLD.call_id);
+        END;
+        """
+    )
     db.executescript(
         f"""
         CREATE INDEX idx_calls_queue_order ON calls ({c_free(SEVERITY_ORDER)} DESC, coalesce(started_utc, created_at) DESC);
