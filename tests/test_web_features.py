@@ -197,16 +197,20 @@ def test_the_dashboard_tallies_follow_every_store_change(web, engine):
     from collections import Counter
 
     def tallied():
-        return Counter({(r["category"], r["collector_id"], r["day"], r["decision"]): r["n"]
-                        for r in web.store.dashboard_counts()})
+        totals = web.store.dashboard_counts()
+        return Counter({(name, key, decision): n for name, rows in totals.items() if name != "team"
+                        for key, decision, n in rows})
 
     def counted():
-        return Counter({(r["category"], r["collector_id"], r["day"], r["decision"]): r["n"]
-                        for r in web.store.finding_counts()})
+        counts = Counter()
+        for r in web.store.finding_counts():
+            for name, key in (("category", r["category"]), ("collector", r["collector_id"]), ("day", r["day"])):
+                counts[name, key, r["decision"]] += r["n"]
+        return counts
 
     seed_call(web, engine, "t1", ABUSIVE + CONTACTS, "2025-03-01T09:00", "C1")
     seed_call(web, engine, "t2", VIOLENT, "2025-03-02T09:00", "C2")
-    assert tallied() == counted() and sum(tallied().values()) == len(web.store.findings())
+    assert tallied() == counted() and sum(tallied().values()) == 3 * len(web.store.findings())
     first, second = web.store.findings("t1")[:2]
     web.store.review(first.id, "confirmed", "rita")
     web.store.review(first.id, "dismissed", "ralf")
@@ -216,3 +220,7 @@ def test_the_dashboard_tallies_follow_every_store_change(web, engine):
 
     web.store.save_findings("t2", CallResult(Call("t2", ()), ()), engine.pack.version)  # the rules no longer fire
     assert tallied() == counted() and not any(k[1] == "C2" for k in tallied())
+    assert all(key is None for key, _, _ in web.store.dashboard_counts()["team"])  # no call has a team
+    analysed = web.store.call_counts()
+    assert sum(analysed["all"].values()) == web.store.counts()["done"] == 2
+    assert analysed["collector"] == {"C1": 1, "C2": 1}

@@ -272,41 +272,34 @@ class Queries(Database):
 
     # -- the dashboard ------------------------------------------------------------------
 
-    def dashboard_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
-        """Active findings in the period (by the call's local day) counted by category,
-        collector, team, day and latest decision: everything the dashboard draws, read
-        from the tallies the database keeps (migration 0003_web_sessions_paging)."""
-        where, params = ["n > 0"], []
+    def _tallies(self, kind: str, dimension: str, since: str | None, until: str | None, by_day: bool = False):
+        where, params = ["kind = ?", "dimension = ?"], [kind, dimension]
         if since:
             where.append("day >= ?")
             params.append(since)
         if until:
             where.append("day <= ?")
             params.append(until)
-        names = ("category", "collector_id", "team", "day", "decision", "n")
-        return [
-            dict(zip(names, (category, collector or None, team or None, day, decision or None, n)))
-            for category, collector, team, day, decision, n in self.db.execute(
-                "SELECT category, collector_id, team, day, decision, n FROM finding_tallies"
-                f" WHERE {' AND '.join(where)}", params)
-        ]
+        group = "day" if by_day else "key"
+        return self.db.execute(
+            f"SELECT {group}, decision, sum(n) FROM tallies WHERE {' AND '.join(where)} GROUP BY 1, 2 HAVING sum(n) > 0",
+            params).fetchall()
 
-    def call_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
-        """Analysed calls (done) by collector and team in the period: the denominator of
-        the rates per 100 calls."""
-        day = CALL_DAY
-        where, params = ["c.status = 'done'"], []
-        if since:
-            where.append(f"{day} >= ?")
-            params.append(since)
-        if until:
-            where.append(f"{day} <= ?")
-            params.append(until)
-        # The day index, not the collector one the GROUP BY would tempt the planner to scan.
-        return list(self.db.query(
-            f"SELECT c.collector_id, {CALL_TEAM} AS team, count(*) AS n FROM calls c"
-            f"{' INDEXED BY idx_calls_day' if since or until else ''}"
-            f" WHERE {' AND '.join(where)} GROUP BY 1, 2", params))
+    def dashboard_counts(self, since: str | None = None, until: str | None = None) -> dict[str, list[tuple]]:
+        """Active findings in the period (by the call's local day), totalled four ways,
+        each as (key, latest decision or None, count) rows: "category", "collector",
+        "team" (None: no team) and "day". Summed from the tallies the database keeps
+        (migration 0003_web_sessions_paging): a few thousand rows whatever the period."""
+        totals = {name: [(key or None, decision or None, n) for key, decision, n in self._tallies("finding", name, since, until)]
+                  for name in ("category", "collector", "team")}
+        totals["day"] = [(day, decision or None, n) for day, decision, n in self._tallies("finding", "all", since, until, True)]
+        return totals
+
+    def call_counts(self, since: str | None = None, until: str | None = None) -> dict[str, dict]:
+        """Analysed calls (done) in the period by collector and by team ("" : none), and
+        in all ("all"): the denominators of the rates per 100 calls."""
+        return {name: {key: n for key, _, n in self._tallies("call", name, since, until)}
+                for name in ("collector", "team", "all")}
 
     def reviewer_throughput(self, since: str, until: str | None = None) -> list[dict]:
         """Decisions per reviewer made from day ``since`` to day ``until`` (UTC dates)."""

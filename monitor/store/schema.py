@@ -157,46 +157,56 @@ def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
         """
     )
     c_free = lambda expression: expression.replace("c.", "")  # noqa: E731  (indexes name no alias)
-    # Active findings tallied by (call day, collector, team, category, latest decision),
-    # kept by triggers as findings are stored, deactivated or decided on: the dashboard
-    # reads a few thousand tallies instead of joining every finding of the period to its
-    # call. A call's start, collector and metadata are set when it is stored and not
-    # changed once it has findings, so a tally's call-side keys stay right.
-    db["finding_tallies"].create(
-        {"day": str, "collector_id": str, "team": str, "category": str, "decision": str, "n": int},
-        pk=("day", "collector_id", "team", "category", "decision"),
+    # The dashboard's totals, kept by triggers as calls are analysed and findings are
+    # stored, retired or decided on, so a page over months reads a few thousand rows:
+    # per day, analysed calls and active findings (by latest decision) totalled by
+    # category, collector, team and overall. A call's start, collector and metadata are
+    # set when it is stored and not changed once it has findings, so a finding's
+    # call-side keys stay right.
+    db.execute(
+        "CREATE TABLE tallies (kind TEXT NOT NULL, dimension TEXT NOT NULL, day TEXT NOT NULL, key TEXT NOT NULL,"
+        " decision TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, dimension, day, key, decision)) WITHOUT ROWID"
     )
-    keys = (f"coalesce({CALL_DAY}, ''), coalesce(c.collector_id, ''), coalesce({CALL_TEAM}, '')")
+    day, collector, team = f"coalesce({CALL_DAY}, '')", "coalesce(c.collector_id, '')", f"coalesce({CALL_TEAM}, '')"
+
+    def finding_rows(row: str, sign: int) -> str:
+        """The tallies one finding (OLD or NEW) counts towards, as an INSERT … SELECT."""
+        decision = f"coalesce({row}.latest_decision, '')"
+        parts = [f"SELECT 'finding', '{dimension}', {day}, {key}, {decision}, {sign} FROM calls c WHERE c.id = {row}.call_id"
+                 f" AND {row}.active = 1"
+                 for dimension, key in (("category", f"coalesce({row}.category, '')"), ("collector", collector),
+                                        ("team", team), ("all", "''"))]
+        return _tally_upsert(" UNION ALL ".join(parts))
+
+    def call_rows(row: str, sign: int) -> str:
+        """A call (OLD or NEW: its own columns, since the table already holds NEW)."""
+        own = lambda expression: expression.replace("c.", f"{row}.")  # noqa: E731
+        parts = [f"SELECT 'call', '{dimension}', {own(day)}, {own(key)}, '', {sign} WHERE {row}.status = 'done'"
+                 for dimension, key in (("collector", collector), ("team", team), ("all", "''"))]
+        return _tally_upsert(" UNION ALL ".join(parts))
+
     db.executescript(
         f"""
-        INSERT INTO finding_tallies (day, collector_id, team, category, decision, n)
-          SELECT {keys}, coalesce(f.category, ''), coalesce(f.latest_decision, ''), count(*)
-          FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 1, 2, 3, 4, 5;
-        CREATE TRIGGER findings_tally_insert AFTER INSERT ON findings WHEN NEW.active = 1
-        BEGIN
-          INSERT INTO finding_tallies (day, collector_id, team, category, decision, n)
-            SELECT {keys}, coalesce(NEW.category, ''), coalesce(NEW.latest_decision, ''), 1
-            FROM calls c WHERE c.id = NEW.call_id
-            ON CONFLICT (day, collector_id, team, category, decision) DO UPDATE SET n = n + 1;
-        END;
+        INSERT INTO tallies SELECT * FROM (
+          SELECT 'finding', 'category', {day}, coalesce(f.category, ''), coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'finding', 'collector', {day}, {collector}, coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'finding', 'team', {day}, {team}, coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'finding', 'all', {day}, '', coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'call', 'collector', {day}, {collector}, '', count(*) FROM calls c WHERE c.status = 'done' GROUP BY 3, 4
+          UNION ALL SELECT 'call', 'team', {day}, {team}, '', count(*) FROM calls c WHERE c.status = 'done' GROUP BY 3, 4
+          UNION ALL SELECT 'call', 'all', {day}, '', '', count(*) FROM calls c WHERE c.status = 'done' GROUP BY 3, 4
+        );
+        CREATE TRIGGER findings_tally_insert AFTER INSERT ON findings BEGIN {finding_rows("NEW", 1)} END;
         CREATE TRIGGER findings_tally_update AFTER UPDATE ON findings
-        BEGIN
-          UPDATE finding_tallies SET n = n - 1
-            WHERE OLD.active = 1 AND (day, collector_id, team, category, decision) =
-              (SELECT {keys}, coalesce(OLD.category, ''), coalesce(OLD.latest_decision, '')
-               FROM calls c WHERE c.id = OLD.call_id);
-          INSERT INTO finding_tallies (day, collector_id, team, category, decision, n)
-            SELECT {keys}, coalesce(NEW.category, ''), coalesce(NEW.latest_decision, ''), 1
-            FROM calls c WHERE c.id = NEW.call_id AND NEW.active = 1
-            ON CONFLICT (day, collector_id, team, category, decision) DO UPDATE SET n = n + 1;
-        END;
-        CREATE TRIGGER findings_tally_delete AFTER DELETE ON findings WHEN OLD.active = 1
-        BEGIN
-          UPDATE finding_tallies SET n = n - 1
-            WHERE (day, collector_id, team, category, decision) =
-              (SELECT {keys}, coalesce(OLD.category, ''), coalesce(OLD.latest_decision, '')
-               FROM calls c WHERE c.id = OLD.call_id);
-        END;
+          BEGIN {finding_rows("OLD", -1)} {finding_rows("NEW", 1)} END;
+        CREATE TRIGGER findings_tally_delete AFTER DELETE ON findings BEGIN {finding_rows("OLD", -1)} END;
+        CREATE TRIGGER calls_tally_insert AFTER INSERT ON calls BEGIN {call_rows("NEW", 1)} END;
+        CREATE TRIGGER calls_tally_update AFTER UPDATE ON calls BEGIN {call_rows("OLD", -1)} {call_rows("NEW", 1)} END;
+        CREATE TRIGGER calls_tally_delete AFTER DELETE ON calls BEGIN {call_rows("OLD", -1)} END;
         """
     )
     db.executescript(
@@ -206,6 +216,12 @@ def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
         CREATE INDEX idx_calls_day ON calls ({c_free(CALL_DAY)});
         """
     )
+
+
+def _tally_upsert(select: str) -> str:
+    # "WHERE true": an INSERT … SELECT before ON CONFLICT needs a WHERE (SQLite's parser).
+    return (f"INSERT INTO tallies (kind, dimension, day, key, decision, n) SELECT * FROM ({select}) WHERE true"
+            " ON CONFLICT (kind, dimension, day, key, decision) DO UPDATE SET n = n + excluded.n;")
 
 
 def migrate(db: sqlite_utils.Database) -> None:

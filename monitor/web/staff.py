@@ -117,25 +117,22 @@ def dashboard():
     since = since or (today - timedelta(days=29)).isoformat()
     by = {key: defaultdict(Counter) for key in ("category", "collector", "team", "day")}
     totals = Counter()
-    for row in store.dashboard_counts(since=since, until=until):
-        decision, n = row["decision"] or "unreviewed", row["n"]
-        totals[decision] += n
-        by["category"][row["category"]][decision] += n
-        by["collector"][row["collector_id"] or ""][decision] += n
-        by["day"][row["day"]][decision] += n
-        if row["team"]:
-            by["team"][row["team"]][decision] += n
+    for dimension, rows_of in store.dashboard_counts(since=since, until=until).items():
+        for key, decision, n in rows_of:
+            decision = decision or "unreviewed"
+            if dimension == "category":
+                totals[decision] += n
+            if dimension != "team" or key:
+                by[dimension][key or ""][decision] += n
 
     def rows(groups, order=None):
         keys = order or sorted(groups, key=lambda k: -sum(groups[k].values()))
         return [(k, sum(groups[k].values()), groups[k]["confirmed"], groups[k]) for k in keys if k in groups]
 
     # Rates per 100 analysed calls: a collector with many calls is not worse for it.
-    calls_by_collector, calls_by_team, all_calls = Counter(), Counter(), 0
-    for row in store.call_counts(since=since, until=until):
-        calls_by_collector[row["collector_id"] or ""] += row["n"]
-        calls_by_team[row["team"] or ""] += row["n"]
-        all_calls += row["n"]
+    analysed = store.call_counts(since=since, until=until)
+    calls_by_collector, calls_by_team = Counter(analysed["collector"]), Counter(analysed["team"])
+    all_calls = sum(analysed["all"].values())
     window = {"since": since, **({"until": until} if until else {})}
 
     def rate(findings: int, calls: int) -> float:
