@@ -153,7 +153,7 @@ def bulk():
                 store.review(stored.id, action, me, note)
                 store.close_second_look(stored.id, me)
                 decided += 1
-    flash(f"已{present.DECISION_LABELS[action]} {decided} 条违规提示（{len(ids)} 个通话）", "ok")
+    flash(f"{present.DECISION_LABELS[action]} {decided} 条违规提示（{len(ids)} 个通话）", "ok")
     return redirect(back)
 
 
