@@ -344,6 +344,11 @@ def test_the_receipt_marks_findings_staff_dismissed(web):
     assert "不构成违规（已驳回）" in page and "待人工审核" in page
     assert "转写错误" not in page and "rita" not in page  # the outcome, not the notes or who
     assert "发现 1 处可能违规" in page
+    for stored in web.store.findings(row["call_id"]):
+        if stored.decision is None:
+            web.store.review(stored.id, "dismissed", "rita", "")
+    page = debtor.get(f"/submit/r/{token}").text
+    assert "都不构成违规" in page and "可能违规" not in page
 
 
 def test_the_complaint_letter_gets_the_review_decisions(web, monkeypatch):
@@ -536,3 +541,13 @@ def test_a_91_day_chart_has_readable_labels(web, engine):
     labels = re.findall(r'class="label small">([^<]+)</text>', chart)
     assert chart.count('class="bar-total"') == 91
     assert 10 <= len(labels) <= 15 and "rotate(-45" in chart
+
+
+def test_a_session_past_its_lifetime_ends(web):
+    rita = web.client("rita")
+    assert rita.get("/dashboard").status_code == 200
+    web.store.db.execute("UPDATE sessions SET created_at = '2000-01-01T00:00:00+00:00'")
+    web.store.db.conn.commit()
+    assert rita.get("/dashboard").status_code == 302
+    web.client("ralf")  # a new login forgets the expired session
+    assert web.store.open_sessions("rita") == 0

@@ -43,11 +43,13 @@ class WebRecords(Database):
 
     # -- server-side sessions: the cookie only names one; revoking it here ends it -------
 
-    def open_session(self, session_hash: str, username: str) -> None:
+    def open_session(self, session_hash: str, username: str, forget_before: str | None = None) -> None:
+        """A new session; sessions opened before ``forget_before`` (expired) are deleted."""
         with self._write():
+            if forget_before:
+                self.db.execute("DELETE FROM sessions WHERE created_at < ?", [forget_before])
             self.db["sessions"].insert(
-                {"session_hash": session_hash, "username": username, "created_at": now(), "last_seen_at": now(),
-                 "revoked_at": None}
+                {"session_hash": session_hash, "username": username, "created_at": now(), "revoked_at": None}
             )
 
     def session_user(self, session_hash: str, not_before: str) -> dict | None:

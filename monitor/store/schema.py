@@ -125,7 +125,7 @@ def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
     end them), how often an upload was taken up (a job interrupted twice is not retried),
     second looks (复核), and the indexes the queue, search and dashboard page by."""
     db["sessions"].create(
-        {"session_hash": str, "username": str, "created_at": str, "last_seen_at": str, "revoked_at": str},
+        {"session_hash": str, "username": str, "created_at": str, "revoked_at": str},
         pk="session_hash",
         foreign_keys=[("username", "users", "username")],
     )

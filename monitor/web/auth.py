@@ -39,7 +39,7 @@ def start_session(username: str) -> None:
     session.clear()  # a new session: no fixation
     session.permanent = True
     session_id = secrets.token_urlsafe(32)
-    get_store().open_session(session_hash(session_id), username)
+    get_store().open_session(session_hash(session_id), username, _oldest_valid())
     session["sid"] = session_id
 
 
@@ -48,8 +48,13 @@ def session_user() -> dict | None:
     session_id = session.get("sid")
     if not isinstance(session_id, str) or not session_id:
         return None
+    return get_store().session_user(session_hash(session_id), _oldest_valid())
+
+
+def _oldest_valid() -> str:
+    """When the oldest session still valid was opened (the session lifetime ago)."""
     oldest = datetime.now(timezone.utc) - current_app.config["PERMANENT_SESSION_LIFETIME"]
-    return get_store().session_user(session_hash(session_id), oldest.isoformat(timespec="seconds"))
+    return oldest.isoformat(timespec="seconds")
 
 
 def current_session_hash() -> str | None:
