@@ -224,3 +224,17 @@ def test_the_dashboard_tallies_follow_every_store_change(web, engine):
     analysed = web.store.call_counts()
     assert sum(analysed["all"].values()) == web.store.counts()["done"] == 2
     assert analysed["collector"] == {"C1": 1, "C2": 1}
+
+
+def test_the_api_export_masks_debtor_ids_for_a_reviewers_token(web, engine):
+    from monitor.web import create_api_token
+
+    _seed_three(web, engine)
+    client = web.app.test_client()
+
+    def debtor_ids(user):
+        auth = {"Authorization": f"Bearer {create_api_token(web.store, user)}"}
+        return {r["call_id"]: r["debtor_id"] for r in client.get("/api/v1/findings", headers=auth).json["findings"]}
+
+    assert debtor_ids("rita")["a1"] == "110101********1234"
+    assert debtor_ids("admin")["a1"] == "110101199001011234"

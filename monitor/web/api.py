@@ -6,8 +6,9 @@
                                      → 202 {"uploads": [{"id", "status", "url"}]}
     GET  /api/v1/uploads/<id>        status: queued | processing | done | failed (+ call_id, error)
     GET  /api/v1/calls/<call_id>     the call, its findings and every decision on them
-    GET  /api/v1/findings            active findings; filters since, until, category,
-                                     collector, review_status (as `monitor export`)
+    GET  /api/v1/findings            active findings; filters since, until (YYYY-MM-DD),
+                                     category, collector, review_status (as `monitor
+                                     export`); debtor ids masked for a reviewer's token
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 
 from monitor.audit import Action
 from monitor.models import CATEGORIES
-from . import get_store
+from . import get_store, present
 from .staff import accept_files
 from .uploads import Refused
 
@@ -115,8 +116,11 @@ def findings():
     store = get_store()
     rows = list(store.export_rows(since=dates.get("since"), until=dates.get("until"), category=category,
                                   collector=args.get("collector"), review_status=status))
+    reviewer = g.user["role"] != "admin"
     for row in rows:
         row.pop("source", None)  # where the server keeps the file is not the caller's business
+        if reviewer:  # an export: ID numbers masked for reviewers, as in the queue and CSV
+            row["debtor_id"] = present.mask(row["debtor_id"]) or None
         row["legal_basis"] = json.loads(row["legal_basis"] or "[]")
         row["speaker_verified"] = bool(row["speaker_verified"])
     store.audit(g.user["username"], Action.FINDINGS_READ_API, "findings", {k: v for k, v in args.items()})

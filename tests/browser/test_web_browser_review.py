@@ -150,6 +150,12 @@ def test_bulk_dismiss_with_a_reason(server, browser):
         page.wait_for_load_state()
         assert "已驳回 2 条违规提示" in page.locator("p.flash").inner_text()
         shot(page, "24-queue-bulk-dismissed")
+        page.goto(f"{url}/dashboard?since=2025-03-01&until=2025-03-31")
+        page.locator('svg[aria-label="按催收员"] a.bar-link').first.click()
+        page.wait_for_url(re.compile(r".*/\?collector=C1&since=2025-03-01&until=2025-03-31$"))
+        assert page.locator("tr[data-call]").count() == 4
+        page.goto(f"{url}/dashboard?since=2025-03-01&until=2025-03-31")
+        shot(page, "28-dashboard-rates")
     finally:
         context.close()
     store = Store(server["database"])
