@@ -10,7 +10,6 @@ import json
 import re
 import socket
 import threading
-import time
 import types
 import zipfile
 from datetime import date, datetime, timedelta, timezone
@@ -20,7 +19,7 @@ import pytest
 from monitor.store import Store
 from monitor.web import create_app, make_server
 from tests.test_web import (  # noqa: F401  (web is a fixture)
-    ABUSIVE, CONTACTS, PASSWORD, POLITE, FakeExecutor, _receipt_token, csrf, make_wav, seed_call, submit, upload, web,
+    ABUSIVE, CONTACTS, PASSWORD, FakeExecutor, _receipt_token, csrf, make_wav, seed_call, submit, upload, web,
 )
 
 SEVERAL = [("collector", "再不还钱我们就通知你单位领导和你通讯录里所有人，你这个废物。"), ("debtor", "别这样。")]
