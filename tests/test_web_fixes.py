@@ -55,6 +55,27 @@ def test_a_queued_year_one_call_time_ends_failed_with_a_reason(web):
     assert web.store.pending_upload_count() == 0
 
 
+def test_an_upload_whose_storing_raises_ends_failed_and_is_not_retried(web, monkeypatch):
+    client = web.client("rita")
+    upload(client, web.recording("c.wav", 440, ABUSIVE), started_at="2025-03-01T21:30")
+
+    def overflow(*args, **kwargs):
+        raise OverflowError("date value out of range")
+
+    monkeypatch.setattr(Store, "save_transcript", overflow)
+    web.queue.process_pending()
+    [row] = web.store.uploads()
+    assert row["status"] == "failed" and "OverflowError: date value out of range" in row["error"]
+    assert str(web.upload_folder) not in row["error"]
+    assert 'http-equiv="refresh"' not in client.get("/uploads").text
+    web.queue.start()  # a restart takes up nothing: failed is final
+    try:
+        assert web.queue.wait_idle(30)
+    finally:
+        web.queue.stop()
+    assert web.store.upload(row["id"])["status"] == "failed" and len(web.runs) == 1
+
+
 def test_unreadable_metadata_ends_the_job_failed_not_processing_forever(web):
     path = web.recording("bad-meta.wav", 440, ABUSIVE)
     upload_id = _queued_row(web, path, "{not json")
