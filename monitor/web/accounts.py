@@ -1,5 +1,5 @@
 """Staff accounts and API tokens: the functions the CLI wires (`monitor users add`,
-`monitor users token`). Passwords are stored as werkzeug hashes; API tokens are random
+`monitor token`; the admin pages use the rest). Passwords are stored as werkzeug hashes; API tokens are random
 and only their SHA-256 is stored, so a copy of the database reveals neither."""
 
 from __future__ import annotations

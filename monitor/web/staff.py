@@ -209,8 +209,8 @@ def audit():
 def users():
     """Accounts (admin): create (reviewer by default), deactivate, change role, reset a
     password, list and revoke API tokens. An admin mints tokens only for themselves: a
-    token for someone else would act in their name without them knowing (`monitor users
-    token` on the server does that, for the operator)."""
+    token for someone else would act in their name without them knowing (`monitor token
+    USER` on the server does that, for the operator)."""
     store = get_store()
     token = None
     me = g.user["username"]
