@@ -226,3 +226,19 @@ def test_a_debtor_sees_a_dismissed_finding_marked_as_such(server, browser):
         shot(page, "27-receipt-dismissed-marked")
     finally:
         context.close()
+
+
+def test_staff_pages_fit_a_phone(server, browser):
+    url = server["url"]
+    context = _context(browser, width=390)
+    page = context.new_page()
+    try:
+        _login(page, url, "rita")
+        for name, path in (("queue", "/"), ("call", "/calls/long"), ("dashboard", "/dashboard?since=2025-03-01&until=2025-03-31"),
+                           ("search", "/search?q=通讯录"), ("uploads", "/uploads")):
+            page.goto(f"{url}{path}")
+            overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
+            assert overflow <= 1, (path, overflow)  # wide tables scroll in their own box, not the page
+            shot(page, f"29-phone-{name}")
+    finally:
+        context.close()
