@@ -238,3 +238,33 @@ def test_the_api_export_masks_debtor_ids_for_a_reviewers_token(web, engine):
 
     assert debtor_ids("rita")["a1"] == "110101********1234"
     assert debtor_ids("admin")["a1"] == "110101199001011234"
+
+
+def test_migration_three_backfills_decisions_and_tallies(tmp_path):
+    """A store from before the sessions/paging migration: each finding gets its latest
+    decision and the dashboard tallies are built from what is already there."""
+    import sqlite_utils
+
+    from monitor.store import Store, schema
+
+    path = tmp_path / "before.db"
+    db = sqlite_utils.Database(path)
+    schema.MIGRATIONS.apply(db, stop_before="0003_web_sessions_paging")
+    db["calls"].insert({"id": "k", "sha256": "k" * 64, "status": "done", "started_at": "2025-03-01T10:00:00+08:00",
+                        "collector_id": "C1", "metadata": '{"team": "T1"}', "created_at": "2025-03-01T02:00:00+00:00"})
+    for n, rule in enumerate(("a", "b")):
+        db["findings"].insert({"id": f"k:{n}:{rule}", "call_id": "k", "turn": n, "rule": rule, "category": "abuse",
+                               "severity": "high", "active": 1, "created_at": "2025-03-01T02:00:00+00:00"})
+    db["reviews"].insert_all([{"finding_id": "k:0:a", "decision": "confirmed", "reviewer": "r", "decided_at": "x"},
+                              {"finding_id": "k:0:a", "decision": "dismissed", "reviewer": "s", "decided_at": "y"}])
+    db.close()
+    store = Store(path)
+    try:
+        assert "0003_web_sessions_paging" in store.migrations
+        assert {f.id: f.decision for f in store.findings("k")} == {"k:0:a": "dismissed", "k:1:b": None}
+        totals = store.dashboard_counts()
+        assert sorted(totals["category"], key=str) == sorted([("abuse", "dismissed", 1), ("abuse", None, 1)], key=str)
+        assert sorted(totals["team"], key=str) == sorted([("T1", "dismissed", 1), ("T1", None, 1)], key=str)
+        assert store.call_counts()["team"] == {"T1": 1}
+    finally:
+        store.close()
