@@ -22,6 +22,12 @@ class Action(str, Enum):
     LOGOUT = ("logout", "退出登录")
     USER_ADDED = ("user.add", "新建账户")
     TOKEN_CREATED = ("token.create", "创建 API 令牌")
+    TOKEN_REVOKED = ("token.revoke", "吊销 API 令牌")
+    USER_DEACTIVATED = ("user.deactivate", "停用账户")
+    USER_ACTIVATED = ("user.activate", "启用账户")
+    ROLE_CHANGED = ("user.role", "更改角色")
+    PASSWORD_CHANGED = ("user.password", "修改密码")
+    PASSWORD_RESET = ("user.password_reset", "管理员重置密码")
     # recordings and calls
     CALL_STORED = ("call.stored", "录音入库，记录 SHA-256")
     UPLOAD_QUEUED = ("upload.queued", "上传录音，等待分析")
@@ -31,6 +37,9 @@ class Action(str, Enum):
     AUDIO_PLAYED = ("call.audio", "播放录音")
     AUDIO_DOWNLOADED = ("call.audio_download", "下载录音")
     CALL_ASSIGNED = ("call.assign", "分配审核人")
+    TRANSCRIPTS_SEARCHED = ("transcripts.search", "检索转写文本")
+    QUEUE_EXPORTED = ("queue.export", "导出所选通话 (CSV)")
+    SECOND_LOOK_REQUESTED = ("finding.second_look", "送交复核")
     # decisions
     FINDING_CONFIRMED = ("finding.confirmed", "审核：确认违规")
     FINDING_DISMISSED = ("finding.dismissed", "审核：驳回")

@@ -172,7 +172,7 @@ def submit(client, path: Path | None, data: bytes | None = None, filename: str |
 
 # --- access --------------------------------------------------------------------------------
 
-EXPECTED_PUBLIC = {"auth.login", "static", "submit.form", "submit.receipt", "submit.complaint", "submit.evidence"}
+EXPECTED_PUBLIC = {"auth.login", "static", "favicon", "submit.form", "submit.receipt", "submit.complaint", "submit.evidence"}
 
 
 def _is_public(endpoint: str) -> bool:
@@ -761,10 +761,11 @@ def test_report_routes_call_the_reports_module(web, engine, monkeypatch):
     monkeypatch.setattr(reporting, "reports", fake)
     seed_call(web, engine, "c1", ABUSIVE)
     client = web.client("rita")
-    assert "/calls/c1/incident.pdf" in client.get("/calls/c1").text
+    assert "/calls/c1/incident.pdf" not in client.get("/calls/c1").text  # no link that can only fail
     refused = client.get("/calls/c1/incident.pdf")
-    assert refused.status_code == 409 and "no confirmed finding" in refused.text
+    assert refused.status_code == 409 and "还没有已确认的违规" in refused.text and "no confirmed" not in refused.text
     web.store.review(web.store.findings("c1")[0].id, "confirmed", "rita")
+    assert "/calls/c1/incident.pdf" in client.get("/calls/c1").text
     response = client.get("/calls/c1/incident.docx")
     assert response.status_code == 200 and response.data == b"incident:docx"
     assert "attachment" in response.headers["Content-Disposition"]
@@ -845,17 +846,8 @@ def test_store_migration_two_keeps_existing_data(tmp_path):
     path = tmp_path / "old.db"
     db = sqlite_utils.Database(path)
     schema.MIGRATIONS.apply(db, stop_before="0002_web")
-    db.close()
-    old = Store(path)
-    old.save_failure("s" * 64, "k.wav", "broken", call_id="k")
-    old.close()
-    # Only migration 1 ran on it so far; the next open applies the rest.
-    db = sqlite_utils.Database(path)
-    db["_sqlite_migrations"].delete_where("name = ?", ["0002_web"])
-    db.execute("DROP TABLE assignments")
-    db.execute("DROP TABLE uploads")
-    db.execute("DROP TABLE api_tokens")
-    db.execute("DROP TABLE users")
+    db["calls"].insert({"id": "k", "sha256": "s" * 64, "source": "k.wav", "status": "failed", "error": "broken",
+                        "created_at": "2025-01-01T00:00:00+00:00"})
     db.close()
     reopened = Store(path)
     # Later migrations (applied on the first open) may come before it in the list.

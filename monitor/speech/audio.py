@@ -63,6 +63,7 @@ def load_recording(path: str | os.PathLike[str], *, max_seconds: float = DEFAULT
     """Decode ``path`` to 16 kHz float32 channels, or raise AudioError saying why not."""
     path = os.fspath(path)
     size = _check_file(path)
+    _check_wav_length(path, size)
     sha256 = file_sha256(path)
     try:
         container = av.open(path)
@@ -95,6 +96,42 @@ def _check_file(path: str) -> int:
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     return size
+
+
+def _check_wav_length(path: str, size: int) -> None:
+    """A WAV file cut short: its header declares the data chunk's length, but FFmpeg
+    takes the length from the file size, so the decoder alone would accept the start of
+    a call as the whole call. Compare the two here, as the decoder does for mp3/flac/m4a.
+    Streaming writers that leave the length 0 or 0xFFFFFFFF (unknown) are let through."""
+    import struct
+
+    with open(path, "rb") as handle:
+        head = handle.read(12)
+        if len(head) < 12 or head[:4] not in (b"RIFF", b"RF64") or head[8:12] != b"WAVE" or head[:4] == b"RF64":
+            return
+        byte_rate = None
+        while True:
+            header = handle.read(8)
+            if len(header) < 8:
+                return  # no data chunk: the decoder says what is wrong
+            chunk, length = header[:4], struct.unpack("<I", header[4:])[0]
+            if chunk == b"fmt ":
+                body = handle.read(length + (length & 1))
+                if len(body) >= 12:
+                    byte_rate = struct.unpack("<I", body[8:12])[0]
+                continue
+            if chunk == b"data":
+                available = size - handle.tell()
+                if length in (0, 0xFFFFFFFF) or available >= length:
+                    return
+                if byte_rate and (length - available) / byte_rate <= TRUNCATION_TOLERANCE_SECONDS:
+                    return  # as for other formats: a few missing milliseconds are not a cut
+                if byte_rate:
+                    detail = f"only {_clock(available / byte_rate)} of the declared {_clock(length / byte_rate)}"
+                else:
+                    detail = f"only {available} of the declared {length} bytes of audio"
+                raise AudioError(path, f"incomplete recording: {detail} is in the file (was the file cut off?)")
+            handle.seek(length + (length & 1), os.SEEK_CUR)
 
 
 def _unrecognised_reason(path: str, size: int) -> str:

@@ -14,6 +14,16 @@ MIGRATIONS = sqlite_utils.Migrations("monitor")
 # The latest decision on finding ``f`` (confirmed | dismissed | NULL = unreviewed); every
 # query that needs a finding's review status uses this one subquery.
 LATEST_DECISION = "(SELECT decision FROM reviews r WHERE r.finding_id = f.id ORDER BY r.id DESC LIMIT 1)"
+# The same, kept on the finding row by a trigger (migration 0003_web_sessions_paging),
+# for the queries that page or count over every finding.
+LATEST_DECISION_COLUMN = "f.latest_decision"
+# A call's local start day (else the day it was stored), and its rank in the queue: the
+# expressions the calls indexes of 0003 are built on, so the queries must use them as is.
+CALL_DAY = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
+# A call's team, from the metadata kept with it (NULL when absent or not JSON).
+CALL_TEAM = "CASE WHEN json_valid(c.metadata) THEN json_extract(c.metadata, '$.team') END"
+SEVERITY_ORDER = ("CASE c.max_severity WHEN 'low' THEN 0 WHEN 'medium' THEN 1 WHEN 'high' THEN 2"
+                  " WHEN 'critical' THEN 3 ELSE -1 END")
 
 
 @MIGRATIONS(name="0001_calls")
@@ -106,6 +116,112 @@ def web_accounts_uploads(db: sqlite_utils.Database) -> None:
         pk="call_id",
         foreign_keys=[("call_id", "calls", "id")],
     )
+
+
+
+@MIGRATIONS(name="0003_web_sessions_paging")
+def web_sessions_attempts_indexes(db: sqlite_utils.Database) -> None:
+    """Server-side staff sessions (so logout, a password or role change and deactivation
+    end them), how often an upload was taken up (a job interrupted twice is not retried),
+    second looks (复核), and the indexes the queue, search and dashboard page by."""
+    db["sessions"].create(
+        {"session_hash": str, "username": str, "created_at": str, "revoked_at": str},
+        pk="session_hash",
+        foreign_keys=[("username", "users", "username")],
+    )
+    db["sessions"].create_index(["username"])
+    db["uploads"].add_column("attempts", int, not_null_default=0)
+    db["uploads"].create_index(["created_at"])
+    db["second_looks"].create(
+        {"finding_id": str, "requested_by": str, "requested_at": str, "reason": str, "reviewer": str,
+         "first_decision": str, "status": str, "closed_at": str},
+        pk="finding_id",
+        foreign_keys=[("finding_id", "findings", "id")],
+    )
+    db["second_looks"].create_index(["reviewer", "status"])
+    db["reviews"].create_index(["finding_id", "id"])
+    db["reviews"].create_index(["decided_at"])
+    db["calls"].create_index(["collector_id"])
+    db["calls"].create_index(["started_utc"])
+    # Each finding carries its latest decision, kept by the database itself (reviews are
+    # only ever appended), so the queue and the dashboard count without a subquery each.
+    db["findings"].add_column("latest_decision", str)
+    db.executescript(
+        """
+        UPDATE findings SET latest_decision =
+          (SELECT decision FROM reviews r WHERE r.finding_id = findings.id ORDER BY r.id DESC LIMIT 1);
+        CREATE TRIGGER reviews_latest_decision AFTER INSERT ON reviews
+        BEGIN UPDATE findings SET latest_decision = NEW.decision WHERE id = NEW.finding_id; END;
+        CREATE INDEX idx_findings_call_active_decision ON findings (call_id, active, latest_decision, category);
+        CREATE INDEX idx_findings_open ON findings (active, latest_decision, created_at);
+        """
+    )
+    c_free = lambda expression: expression.replace("c.", "")  # noqa: E731  (indexes name no alias)
+    # The dashboard's totals, kept by triggers as calls are analysed and findings are
+    # stored, retired or decided on, so a page over months reads a few thousand rows:
+    # per day, analysed calls and active findings (by latest decision) totalled by
+    # category, collector, team and overall. A call's start, collector and metadata are
+    # set when it is stored and not changed once it has findings, so a finding's
+    # call-side keys stay right.
+    db.execute(
+        "CREATE TABLE tallies (kind TEXT NOT NULL, dimension TEXT NOT NULL, day TEXT NOT NULL, key TEXT NOT NULL,"
+        " decision TEXT NOT NULL, n INTEGER NOT NULL, PRIMARY KEY (kind, dimension, day, key, decision)) WITHOUT ROWID"
+    )
+    day, collector, team = f"coalesce({CALL_DAY}, '')", "coalesce(c.collector_id, '')", f"coalesce({CALL_TEAM}, '')"
+
+    def finding_rows(row: str, sign: int) -> str:
+        """The tallies one finding (OLD or NEW) counts towards, as an INSERT … SELECT."""
+        decision = f"coalesce({row}.latest_decision, '')"
+        parts = [f"SELECT 'finding', '{dimension}', {day}, {key}, {decision}, {sign} FROM calls c WHERE c.id = {row}.call_id"
+                 f" AND {row}.active = 1"
+                 for dimension, key in (("category", f"coalesce({row}.category, '')"), ("collector", collector),
+                                        ("team", team), ("all", "''"))]
+        return _tally_upsert(" UNION ALL ".join(parts))
+
+    def call_rows(row: str, sign: int) -> str:
+        """A call (OLD or NEW: its own columns, since the table already holds NEW)."""
+        own = lambda expression: expression.replace("c.", f"{row}.")  # noqa: E731
+        parts = [f"SELECT 'call', '{dimension}', {own(day)}, {own(key)}, '', {sign} WHERE {row}.status = 'done'"
+                 for dimension, key in (("collector", collector), ("team", team), ("all", "''"))]
+        return _tally_upsert(" UNION ALL ".join(parts))
+
+    db.executescript(
+        f"""
+        INSERT INTO tallies SELECT * FROM (
+          SELECT 'finding', 'category', {day}, coalesce(f.category, ''), coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'finding', 'collector', {day}, {collector}, coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'finding', 'team', {day}, {team}, coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'finding', 'all', {day}, '', coalesce(f.latest_decision, ''), count(*)
+            FROM findings f JOIN calls c ON c.id = f.call_id WHERE f.active = 1 GROUP BY 3, 4, 5
+          UNION ALL SELECT 'call', 'collector', {day}, {collector}, '', count(*) FROM calls c WHERE c.status = 'done' GROUP BY 3, 4
+          UNION ALL SELECT 'call', 'team', {day}, {team}, '', count(*) FROM calls c WHERE c.status = 'done' GROUP BY 3, 4
+          UNION ALL SELECT 'call', 'all', {day}, '', '', count(*) FROM calls c WHERE c.status = 'done' GROUP BY 3, 4
+        );
+        CREATE TRIGGER findings_tally_insert AFTER INSERT ON findings BEGIN {finding_rows("NEW", 1)} END;
+        CREATE TRIGGER findings_tally_update AFTER UPDATE ON findings
+          BEGIN {finding_rows("OLD", -1)} {finding_rows("NEW", 1)} END;
+        CREATE TRIGGER findings_tally_delete AFTER DELETE ON findings BEGIN {finding_rows("OLD", -1)} END;
+        CREATE TRIGGER calls_tally_insert AFTER INSERT ON calls BEGIN {call_rows("NEW", 1)} END;
+        CREATE TRIGGER calls_tally_update AFTER UPDATE ON calls BEGIN {call_rows("OLD", -1)} {call_rows("NEW", 1)} END;
+        CREATE TRIGGER calls_tally_delete AFTER DELETE ON calls BEGIN {call_rows("OLD", -1)} END;
+        """
+    )
+    db.executescript(
+        f"""
+        CREATE INDEX idx_calls_queue_order ON calls ({c_free(SEVERITY_ORDER)} DESC, coalesce(started_utc, created_at) DESC);
+        CREATE INDEX idx_calls_newest ON calls (coalesce(started_utc, created_at));
+        CREATE INDEX idx_calls_day ON calls ({c_free(CALL_DAY)});
+        """
+    )
+
+
+def _tally_upsert(select: str) -> str:
+    # "WHERE true": an INSERT … SELECT before ON CONFLICT needs a WHERE (SQLite's parser).
+    return (f"INSERT INTO tallies (kind, dimension, day, key, decision, n) SELECT * FROM ({select}) WHERE true"
+            " ON CONFLICT (kind, dimension, day, key, decision) DO UPDATE SET n = n + excluded.n;")
 
 
 def migrate(db: sqlite_utils.Database) -> None:

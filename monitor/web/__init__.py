@@ -31,7 +31,10 @@ from flask_limiter.util import get_remote_address
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from werkzeug.exceptions import HTTPException
 
+from zoneinfo import ZoneInfo
+
 from monitor import settings
+from monitor.audit import label as audit_label
 from monitor.detection.engine import Engine
 from monitor.runs.pipeline import AsrOptions
 from monitor.store import Store
@@ -45,7 +48,7 @@ log = logging.getLogger("monitor.web")
 
 # Endpoints anyone may reach. Everything else needs a staff login (pages) or an API
 # token (the api blueprint): deny by default, so a new route is never left open.
-PUBLIC_ENDPOINTS = {"auth.login", "static"}
+PUBLIC_ENDPOINTS = {"auth.login", "static", "favicon"}
 PUBLIC_BLUEPRINTS = {"submit"}
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
@@ -73,6 +76,7 @@ def _defaults() -> dict:
         "RECEIPT_RATE_LIMIT": "60 per minute",
         "API_RATE_LIMIT": "120 per minute",
         "RATELIMIT_STORAGE_URI": "memory://",
+        "RATELIMIT_HEADERS_ENABLED": True,  # a 429 says when to try again (Retry-After)
         "PROXY_HOPS": int(_setting("proxy_hops", "0")),
         "SESSION_COOKIE_HTTPONLY": True,
         "SESSION_COOKIE_SAMESITE": "Lax",
@@ -179,8 +183,12 @@ def create_app(config: dict | None = None) -> Flask:
     for blueprint in (auth.bp, review.bp, staff.bp, submit.bp, api.bp, suggest.bp):
         app.register_blueprint(blueprint)
     csrf.exempt(api.bp)  # token-authenticated, no cookies: CSRF does not apply
-    _limit(app, limiter, "auth.login", app.config["LOGIN_RATE_LIMIT"], ["POST"])
-    _limit(app, limiter, "submit.form", app.config["SUBMIT_RATE_LIMIT"], ["POST"])
+    # Only failed logins count (a team behind one address logs in every morning), and only
+    # accepted submissions (a debtor whose file was refused must be able to try another).
+    _limit(app, limiter, "auth.login", app.config["LOGIN_RATE_LIMIT"], ["POST"],
+           deduct_when=lambda response: response.status_code != 302)
+    _limit(app, limiter, "submit.form", app.config["SUBMIT_RATE_LIMIT"], ["POST"],
+           deduct_when=lambda response: response.status_code == 303)
     _limit(app, limiter, "submit.receipt", app.config["RECEIPT_RATE_LIMIT"], None)
     for endpoint in list(app.view_functions):
         if endpoint.startswith("api."):
@@ -190,22 +198,26 @@ def create_app(config: dict | None = None) -> Flask:
     app.after_request(_headers)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(CSRFError, _csrf_error)
+    zone = ZoneInfo(app.config["TIMEZONE"])
     app.jinja_env.globals.update(
-        labels=present, clock=present.clock, local_time=present.local_time, rule_info=rule_info,
+        labels=present, clock=present.clock, local_time=lambda value: present.local_time(value, zone),
+        zone_label=present.zone_label(zone), rule_info=rule_info, action_label=audit_label,
+        detail_text=present.detail_text,
     )
+    app.add_url_rule("/favicon.ico", "favicon", _favicon)
     return app
 
 
-def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, methods: list[str] | None) -> None:
-    app.view_functions[endpoint] = limiter.limit(value, methods=methods)(app.view_functions[endpoint])
+def _limit(app: Flask, limiter: Limiter, endpoint: str, value: str, methods: list[str] | None, deduct_when=None) -> None:
+    app.view_functions[endpoint] = limiter.limit(value, methods=methods, deduct_when=deduct_when)(app.view_functions[endpoint])
 
 
 def _gate():
     g.user = None
     endpoint = request.endpoint
-    if endpoint is None or endpoint == "static":
-        return None  # 404 / 405 follow; style sheets and scripts are public
-    blueprint = endpoint.split(".", 1)[0] if "." in endpoint else None
+    if endpoint in ("static", "favicon"):
+        return None  # style sheets, scripts and the icon are public
+    blueprint = endpoint.split(".", 1)[0] if endpoint and "." in endpoint else None
     if blueprint == "api":
         header = request.headers.get("Authorization", "")
         token = header[7:].strip() if header[:7].lower() == "bearer " else ""
@@ -217,18 +229,25 @@ def _gate():
             return response
         g.user = user
         return None
-    username = session.get("user")
-    if username:
-        user = get_store().user(username)
-        if user is not None and user["active"]:
-            g.user = user
-        else:
-            session.clear()
+    if session.get("sid"):
+        from .auth import session_user
+
+        g.user = session_user()
+        if g.user is None:
+            session.clear()  # ended on the server (logout, deactivation, role or password change)
+    if endpoint is None:
+        return None  # 404 / 405 follow, and know who is logged in
     if endpoint in PUBLIC_ENDPOINTS or blueprint in PUBLIC_BLUEPRINTS:
         return None
     if g.user is None:
         return redirect(url_for("auth.login", next=request.full_path if request.method == "GET" else None))
     return None
+
+
+def _favicon():
+    from flask import current_app, send_from_directory
+
+    return send_from_directory(current_app.static_folder, "favicon.svg", mimetype="image/svg+xml", max_age=86400)
 
 
 def _close_store(_exc) -> None:
@@ -303,7 +322,15 @@ def make_server(app: Flask, host: str = "127.0.0.1", port: int = 8000, threads: 
     ``.effective_port`` is the port when 0 was asked for)."""
     from waitress import create_server
 
-    return create_server(app, host=host, port=port, threads=threads, ident="monitor")
+    return create_server(app, host=host, port=port, threads=threads, ident="monitor",
+                         max_request_body_size=request_body_limit(app))
+
+
+def request_body_limit(app: Flask) -> int:
+    """The largest request body waitress reads: the app's upload limit and room for the
+    form around the file, so a client streaming far more is cut off by the server
+    (413) instead of being read to the end (waitress's own default is 1 GB)."""
+    return int(app.config["MAX_CONTENT_LENGTH"]) + 1024 * 1024
 
 
 def serve(

@@ -6,19 +6,21 @@
                                      → 202 {"uploads": [{"id", "status", "url"}]}
     GET  /api/v1/uploads/<id>        status: queued | processing | done | failed (+ call_id, error)
     GET  /api/v1/calls/<call_id>     the call, its findings and every decision on them
-    GET  /api/v1/findings            active findings; filters since, until, category,
-                                     collector, review_status (as `monitor export`)
+    GET  /api/v1/findings            active findings; filters since, until (YYYY-MM-DD),
+                                     category, collector, review_status (as `monitor
+                                     export`); debtor ids masked for a reviewer's token
 """
 
 from __future__ import annotations
 
 import json
+from datetime import date
 
 from flask import Blueprint, abort, g, jsonify, request, url_for
 
 from monitor.audit import Action
 from monitor.models import CATEGORIES
-from . import get_store
+from . import get_store, present
 from .staff import accept_files
 from .uploads import Refused
 
@@ -100,10 +102,25 @@ def findings():
     category = args.get("category")
     if category and category not in CATEGORIES:
         return jsonify(error="bad_request", message=f"category: one of {', '.join(CATEGORIES)}"), 400
+    dates = {}
+    for name in ("since", "until"):
+        value = args.get(name)
+        if value:
+            try:
+                dates[name] = date.fromisoformat(value).isoformat()
+            except ValueError:
+                return jsonify(error="bad_request",
+                               message=f"{name}: expected a date as YYYY-MM-DD (e.g. 2025-03-01), not {value[:40]!r}"), 400
+    if dates.get("since") and dates.get("until") and dates["since"] > dates["until"]:
+        return jsonify(error="bad_request", message="since is after until"), 400
     store = get_store()
-    rows = list(store.export_rows(since=args.get("since"), until=args.get("until"), category=category,
+    rows = list(store.export_rows(since=dates.get("since"), until=dates.get("until"), category=category,
                                   collector=args.get("collector"), review_status=status))
+    reviewer = g.user["role"] != "admin"
     for row in rows:
+        row.pop("source", None)  # where the server keeps the file is not the caller's business
+        if reviewer:  # an export: ID numbers masked for reviewers, as in the queue and CSV
+            row["debtor_id"] = present.mask(row["debtor_id"]) or None
         row["legal_basis"] = json.loads(row["legal_basis"] or "[]")
         row["speaker_verified"] = bool(row["speaker_verified"])
     store.audit(g.user["username"], Action.FINDINGS_READ_API, "findings", {k: v for k, v in args.items()})

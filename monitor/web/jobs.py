@@ -117,14 +117,35 @@ class UploadQueue:
         return False
 
     def _process(self, store: Store, rows: list[dict]) -> None:
+        """Analyse the claimed rows; whatever goes wrong, none is left ``processing``."""
+        reason = "分析没有得出结果（analysis ended without a result）"
+        try:
+            self._analyse(store, rows)
+        except Exception as error:  # a bug or a store the worker cannot write: the jobs still end
+            log.exception("an upload round failed")
+            reason = f"分析失败（analysis failed: {type(error).__name__}: {error}）"
+        for row in rows:
+            try:
+                current = store.upload(row["id"])
+                if current is not None and current["status"] == "processing":
+                    store.update_upload(row["id"], status="failed", error=_reason(reason, row["path"]))
+            except Exception:
+                log.exception("could not mark upload %s failed", row["id"])
+
+    def _analyse(self, store: Store, rows: list[dict]) -> None:
         # Recordings already stored (the same file uploaded again, or analysed by a batch)
         # are not transcribed twice; the rest go to the executor, one run per channel layout.
         by_channel: dict[tuple[str, str], dict[str, list[dict]]] = defaultdict(lambda: defaultdict(list))
         for row in rows:
             call_id = store.call_id_for(row["sha256"])
             if call_id and store.status_of(row["sha256"]) in ("transcribed", "done"):
-                scan_stored(store, self.engine, ("transcribed",))
-                store.update_upload(row["id"], status="done", call_id=call_id, error=None)
+                try:
+                    scan_stored(store, self.engine, ("transcribed",))
+                    store.update_upload(row["id"], status="done", call_id=call_id, error=None)
+                except Exception as error:
+                    log.exception("upload %s: the stored call could not be scanned", row["id"])
+                    store.update_upload(row["id"], status="failed", call_id=call_id,
+                                        error=f"分析失败（analysis failed: {type(error).__name__}: {error}）")
                 continue
             channel = row["collector_channel"] if row["collector_channel"] in ("left", "right") else "left"
             by_channel[channel, row["origin"]][row["path"]].append(row)
@@ -140,9 +161,18 @@ class UploadQueue:
                         store.update_upload(row["id"], status="failed", error=_reason(error, job.path), call_id=call_id)
 
             jobs = []
-            for path, waiting in by_path.items():
-                metadata, extra = metadata_from_json(waiting[0]["metadata"])
+            for path, waiting in list(by_path.items()):
+                try:
+                    metadata, extra = metadata_from_json(waiting[0]["metadata"])
+                except Exception as error:  # kept by an older version, or edited by hand
+                    for row in waiting:
+                        store.update_upload(row["id"], status="failed",
+                                            error=f"通话信息无法读取（metadata: {type(error).__name__}: {error}）")
+                    left.pop(path)
+                    continue
                 jobs.append(Job(path, metadata, extra, waiting[0]["sha256"]))
+            if not jobs:
+                continue
             try:
                 executor = self.executor_factory(replace(self.options, collector_channel=channel))
                 analyse_and_store(store, self.engine, executor, jobs, origin=origin, on_stored=stored)
@@ -150,4 +180,5 @@ class UploadQueue:
                 log.exception("the executor failed")
                 for path, waiting in left.items():
                     for row in waiting:
-                        store.update_upload(row["id"], status="failed", error=f"analysis failed: {type(error).__name__}: {error}")
+                        store.update_upload(row["id"], status="failed",
+                                            error=f"分析失败（analysis failed: {type(error).__name__}: {error}）")

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from datetime import datetime
+from datetime import datetime, timezone
+from zoneinfo import ZoneInfo
 
 from monitor import labels, times
 
@@ -31,15 +32,76 @@ def clock(seconds: float | None) -> str:
     return times.clock(seconds, missing="--:--")
 
 
-def local_time(value: str | None) -> str:
-    """An ISO time as ``2025-03-01 21:30`` (the call's own offset, as stored)."""
+ZONE_NAMES = {"Asia/Shanghai": "北京时间", "Asia/Chongqing": "北京时间", "Asia/Hong_Kong": "香港时间",
+              "Asia/Taipei": "台北时间", "UTC": "UTC"}
+
+
+def zone_label(zone: ZoneInfo | None = None) -> str:
+    """How the deployment's time zone is named next to a time (北京时间, or its name)."""
+    zone = zone or times.local_zone()
+    return ZONE_NAMES.get(zone.key, zone.key)
+
+
+def local_time(value: str | None, zone: ZoneInfo | None = None) -> str:
+    """An ISO time as ``2025-03-01 21:30`` in the deployment's time zone (a stored time
+    without an offset is UTC, as the store writes them)."""
     if not value:
         return "—"
     try:
         moment = datetime.fromisoformat(value)
     except ValueError:
         return value
-    return moment.strftime("%Y-%m-%d %H:%M")
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=timezone.utc)
+    return moment.astimezone(zone or times.local_zone()).strftime("%Y-%m-%d %H:%M")
+
+
+def mask(value: str | None) -> str:
+    """A phone or ID number with its middle hidden (``138****5678``,
+    ``110101********1234``): what a reviewer sees in lists and exports."""
+    if not value:
+        return ""
+    text = str(value)
+    if len(text) <= 4:
+        return "*" * len(text)
+    keep_start = 6 if len(text) >= 15 else 3  # an ID number keeps its region code
+    keep_start = min(keep_start, max(1, len(text) - 4 - 1))
+    return text[:keep_start] + "*" * (len(text) - keep_start - 4) + text[-4:]
+
+
+def by_sentence(findings) -> list[dict]:
+    """Findings grouped per sentence (turn): one sentence that breaks several rules is
+    one card listing every rule, in the order of the findings. Call-level findings
+    (no turn) each stand alone."""
+    groups: dict = {}
+    for stored in findings:
+        turn = stored.finding.turn
+        key = ("turn", turn) if turn is not None else ("call", stored.id)
+        groups.setdefault(key, []).append(stored)
+    cards = []
+    for members in groups.values():
+        first = members[0].finding
+        severities = [m.finding.severity for m in members]
+        cards.append({
+            "turn": first.turn, "start": first.start, "matched": first.matched, "members": members,
+            "severity": max(severities, key=lambda s: SEVERITY_ORDER.get(s, -1)),
+            "categories": list(dict.fromkeys(m.finding.category for m in members)),
+            "clauses": list(dict.fromkeys(c for m in members for c in m.finding.legal_basis)),
+        })
+    return cards
+
+
+SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
+
+
+def marked(snippet: str, start: str = "\x01", end: str = "\x02") -> list[tuple[str, bool]]:
+    """A search snippet with the index's highlight marks as (text, is_hit) pieces."""
+    pieces, hit = [], False
+    for part in snippet.replace(end, start).split(start):
+        if part:
+            pieces.append((part, hit))
+        hit = not hit
+    return pieces
 
 
 def json_list(value) -> list:
@@ -110,18 +172,36 @@ def bars(rows: list[tuple[str, int, int]], width: int = 520, bar_height: int = 2
             "x0": label_width}
 
 
-def columns(rows: list[tuple[str, int, int]], height: int = 160, column_width: int = 24, gap: int = 10) -> dict:
-    """Geometry for a vertical bar chart (findings per day): rows of (label, total, confirmed)."""
+def rate_bars(rows: list[tuple], width: int = 560, bar_height: int = 22, label_width: int = 150) -> dict:
+    """Geometry for a horizontal chart of rates per 100 calls: rows of (label, rate,
+    calls, findings, link to the filtered queue or None)."""
+    top = max((r[1] for r in rows), default=0) or 1
+    span = width - label_width - 150  # room for the value, e.g. 12.5 / 百通（840 通）
+    items = [{"label": label, "rate": value, "calls": calls, "findings": findings, "href": href,
+              "y": i * (bar_height + 8), "w": round(span * value / top, 1)}
+             for i, (label, value, calls, findings, href) in enumerate(rows)]
+    return {"items": items, "width": width, "height": max(1, len(rows)) * (bar_height + 8), "bar": bar_height,
+            "x0": label_width}
+
+
+def columns(rows: list[tuple[str, int, int]], height: int = 160, column_width: int = 24, gap: int = 10,
+            links: list[str] | None = None) -> dict:
+    """Geometry for a vertical bar chart (findings per day): rows of (label, total,
+    confirmed). Past a month the labels would overlap: only every week's (Mondays' when
+    the labels are dates) and the last are shown, turned to read upwards."""
     top = max((total for _, total, _ in rows), default=0) or 1
     pad = 14  # room for the first and last labels
+    every = 1 if len(rows) <= 31 else 7
     items = []
     for i, (label, total, confirmed) in enumerate(rows):
         h = round((height - 20) * total / top, 1)
         hc = round((height - 20) * confirmed / top, 1)
-        items.append({"label": label, "total": total, "confirmed": confirmed, "x": pad + i * (column_width + gap),
-                      "h": h, "hc": hc, "y": height - h, "yc": height - hc})
+        shown = every == 1 or i % every == 0 or i == len(rows) - 1
+        items.append({"label": label if shown else "", "title": label, "total": total, "confirmed": confirmed,
+                      "x": pad + i * (column_width + gap), "h": h, "hc": hc, "y": height - h, "yc": height - hc,
+                      "href": links[i] if links else None})
     return {"items": items, "width": 2 * pad + max(1, len(rows)) * (column_width + gap), "height": height,
-            "col": column_width}
+            "col": column_width, "rotate": every > 1}
 
 
 def transcript(call, findings) -> list[dict]:
@@ -134,3 +214,32 @@ def transcript(call, findings) -> list[dict]:
         {"index": i, "turn": t, "segments": highlight(t.text, marks.get(i, [])), "flagged": i in marks}
         for i, t in enumerate(call.turns)
     ]
+
+
+DETAIL_KEYS = {
+    "ip": "IP", "role": "角色", "label": "用途", "note": "备注", "reviewer": "审核员", "format": "格式",
+    "range": "范围", "origin": "来源", "filename": "文件", "sha256": "SHA-256", "kind": "类型", "file": "文件",
+    "reason": "理由", "first_decision": "第一次决定", "from": "原来", "to": "改为", "token": "令牌", "calls": "通话数",
+    "q": "检索词", "speaker": "说话人", "since": "开始日期", "until": "结束日期", "collector": "催收员",
+    "call_id": "通话",
+}
+
+
+def detail_text(detail: str | None) -> str:
+    """An audit entry's detail (stored as JSON) as readable text: 备注：… ；审核员：…"""
+    try:
+        data = json.loads(detail or "{}")
+    except ValueError:
+        return detail or ""
+    if not isinstance(data, dict):
+        return str(data)
+    parts = []
+    for key, value in data.items():
+        if value in (None, "", [], {}):
+            continue
+        if isinstance(value, (dict, list)):
+            value = json.dumps(value, ensure_ascii=False)
+        value = {"confirmed": "确认违规", "dismissed": "驳回", "admin": "管理员", "reviewer": "审核员"}.get(value, value) \
+            if isinstance(value, str) else value
+        parts.append(f"{DETAIL_KEYS.get(key, key)}：{value}")
+    return "；".join(parts)

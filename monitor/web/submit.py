@@ -6,8 +6,12 @@ debtor evidence (origin "debtor")."""
 from __future__ import annotations
 
 import hashlib
+import json
 import secrets
-from datetime import datetime
+import tempfile
+from contextlib import contextmanager
+from dataclasses import replace
+from datetime import datetime, timezone
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, abort, current_app, redirect, render_template, request, url_for
@@ -15,6 +19,7 @@ from flask import Blueprint, abort, current_app, redirect, render_template, requ
 from monitor.audit import Action
 from monitor.errors import InputError
 from monitor.runs.metadata import CallMetadata, metadata_from_form, metadata_from_json
+from monitor.store import Store
 from . import get_store, present, state
 from .reporting import evidence_response, report_response
 from .uploads import Refused, queue_upload, receive
@@ -98,11 +103,17 @@ def receipt(token: str):
     metadata, extra = metadata_from_json(row["metadata"])
     call, findings, turns = None, [], []
     if row["status"] == "done" and row["call_id"]:
+        # The transcript and findings are shared by the recording's hash; nothing else of
+        # a record staff may have stored first (see _own_record for the documents).
         call = store.call(row["call_id"])
-        findings = store.findings(row["call_id"])
+        # Numbered afresh: a stored finding's id names the call it was first stored under.
+        findings = [replace(f, id=f"finding-{n}", call_id="") for n, f in enumerate(store.findings(row["call_id"]), 1)]
         turns = present.transcript(call, findings)
+    cards = present.by_sentence(findings)
+    open_cards = [c for c in cards if any(m.decision != "dismissed" for m in c["members"])]
     return render_template(
         "submit/receipt.html", upload=row, metadata=metadata, extra=extra, call=call, findings=findings, turns=turns,
+        cards=cards, open_cards=open_cards,
         token=token, link=url_for("submit.receipt", token=token, _external=True), new=request.args.get("new") == "1",
         refresh=10 if row["status"] in ("queued", "processing") else None,
     )
@@ -123,6 +134,32 @@ def _corrections() -> dict[str, str]:
             if key.startswith("quote-") and value.strip()}
 
 
+_PRIVATE = ("complainant_name", "complainant_phone")
+
+
+@contextmanager
+def _own_record(row: dict):
+    """The debtor's submission as a record of its own, in a private store made for this
+    download: the shared transcript and findings (with each finding's latest decision,
+    no reviewer or note), the debtor's own call time, number and lender, and none of
+    the metadata staff gave the same recording. Yields (store, call id)."""
+    metadata, extra = metadata_from_json(row["metadata"])
+    started = metadata.started_at
+    own = {
+        "id": metadata.call_id or f"debtor-{row['id'][:8]}", "origin": "debtor", "source": row["path"],
+        "started_at": started.isoformat() if started else None,
+        "started_utc": started.astimezone(timezone.utc).isoformat() if started else None,
+        "direction": metadata.direction, "caller_number": extra.get("caller_number"),
+        "metadata": json.dumps({k: v for k, v in extra.items() if k not in _PRIVATE}, ensure_ascii=False),
+    }
+    with tempfile.TemporaryDirectory(prefix="monitor-receipt-") as folder:
+        private = Store(f"{folder}/own.db")
+        try:
+            yield private, get_store().copy_call(row["call_id"], private, own)
+        finally:
+            private.close()
+
+
 @bp.route("/r/<token>/complaint.<fmt>", methods=["GET", "POST"])
 def complaint(token: str, fmt: str):
     row = _upload_or_404(token)
@@ -132,13 +169,18 @@ def complaint(token: str, fmt: str):
     complainant, lender = _complaint_parties(extra)
     corrections = _corrections() if request.method == "POST" else {}
     get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt, "corrected_quotes": len(corrections)})
-    return report_response(
-        "complaint", fmt,
-        # Corrections are passed only when the debtor made some: the plain download stays a plain call.
-        lambda reports: reports.complaint_context(get_store(), row["call_id"], complainant, lender,
-                                                  **({"corrections": corrections} if corrections else {})),
-        "complaint",
-    )
+    with _own_record(row) as (private, call_id):
+        # The receipt numbers findings finding-1, finding-2 … in the store's order (no
+        # shared ids shown to the debtor); the private copy keeps that order.
+        numbered = {f"finding-{n}": stored.id for n, stored in enumerate(private.findings(call_id), 1)}
+        own = {numbered[key]: text for key, text in corrections.items() if key in numbered}
+        return report_response(
+            "complaint", fmt,
+            # Corrections are passed only when the debtor made some: the plain download stays a plain call.
+            lambda reports: reports.complaint_context(private, call_id, complainant, lender,
+                                                      **({"corrections": own} if own else {})),
+            "complaint",
+        )
 
 
 @bp.route("/r/<token>/evidence.zip")
@@ -148,4 +190,8 @@ def evidence(token: str):
         abort(404)
     _, extra = metadata_from_json(row["metadata"])
     complainant, lender = _complaint_parties(extra)
-    return evidence_response(row["call_id"], "complaint", "evidence", "debtor", complainant=complainant, lender=lender)
+    with _own_record(row) as (private, call_id):
+        response = evidence_response(call_id, "complaint", "evidence", "debtor", store=private,
+                                     complainant=complainant, lender=lender)
+    get_store().audit("debtor", Action.EVIDENCE_EXPORTED, row["id"], {"kind": "complaint", "call_id": row["call_id"]})
+    return response

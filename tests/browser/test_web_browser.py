@@ -151,11 +151,11 @@ def test_reviewer_uploads_jumps_to_a_finding_confirms_it_and_sees_it_counted(ser
     assert page.locator("mark.playing").count() >= 1
     shot(page, "06-call-after-jump")
 
-    finding = page.locator(f'article.finding[id="f-{finding_id}"]')
+    finding = page.locator(f'section.rule-part[id="f-{finding_id}"]')
     finding.locator("input[name=note]").fill("录音中明确辱骂债务人")
     finding.locator("button.confirm").click()
     page.wait_for_load_state()
-    finding = page.locator(f'article.finding[id="f-{finding_id}"]')
+    finding = page.locator(f'section.rule-part[id="f-{finding_id}"]')
     assert finding.locator(".dec-confirmed").count() >= 1
     assert "录音中明确辱骂债务人" in finding.inner_text()
     shot(page, "07-call-confirmed")

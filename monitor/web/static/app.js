@@ -23,3 +23,23 @@
     }
   });
 })();
+
+// A link to a moment (?t=seconds, from a search hit) starts the player there; the
+// queue's "select all" ticks every call on the page.
+(function () {
+  "use strict";
+  var player = document.getElementById("player");
+  if (player && player.hasAttribute("data-start")) {
+    var start = parseFloat(player.getAttribute("data-start"));
+    var jump = function () { if (!isNaN(start)) { player.currentTime = start; } };
+    if (player.readyState >= 1) { jump(); } else { player.addEventListener("loadedmetadata", jump, {once: true}); }
+    var turn = document.querySelector(".turn.at-seek");
+    if (turn) { turn.scrollIntoView({block: "center"}); }
+  }
+  var all = document.getElementById("select-all");
+  if (all) {
+    all.addEventListener("change", function () {
+      document.querySelectorAll('input[name="call_id"]').forEach(function (box) { box.checked = all.checked; });
+    });
+  }
+})();
