@@ -29,7 +29,7 @@ NEGATION_CUE = re.compile(
 # 没 and 别 deny only what follows them closely.
 _SHORT_NEGATION = re.compile(r"(没|别|莫|甭|冇)[^,.!?;:]{0,4}$")
 # ... and a bare 不 only right after a subject or adverb: 我们不收现金, 我们从来不收.
-_BARE_NOT_AFTER = "们我司都也来绝并决律"
+_BARE_NOT_AFTER = "们我司都也来绝并决律咱俺"
 # "别以为我们不会去" is a double negative: still a threat.
 _DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)[^,.!?;:]{0,8}$")
 # Inside a longer regex match, these words deny it: "我们不会跟您的紧急联系人讲".
