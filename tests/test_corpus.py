@@ -1,0 +1,71 @@
+"""Accuracy on the dev set and the wider labelled corpus together, and quiet on safe
+social-media comments.
+
+The floors are what the rule pack reaches today, a little below the measured figures
+(see the README's accuracy table); the goal is precision ≥ 0.97 and recall ≥ 0.95 for
+every category, and a floor is only ever raised.
+"""
+
+import json
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from monitor.models import CATEGORIES
+from monitor.runs.evaluation import evaluate, read_jsonl
+from monitor.runs.scan import scan_lines
+
+from .conftest import REPO, SHARED, require_devset
+
+CORPUS = REPO / "corpus"
+
+# category: (precision floor, recall floor)
+FLOORS = {
+    "abuse": (0.97, 0.99),
+    "threat": (0.94, 0.95),
+    "third_party": (0.93, 0.86),
+    "cash_to_collector": (0.97, 0.96),
+    "impersonation": (0.99, 0.92),
+}
+
+
+@pytest.fixture(scope="module")
+def result(engine):
+    devset = require_devset()
+    paths = [devset / "utterances.jsonl", devset / "calls.jsonl", *sorted(CORPUS.glob("*.jsonl"))]
+    return evaluate(engine, read_jsonl(paths), ZoneInfo("Asia/Shanghai"))
+
+
+def test_corpus_is_large_enough():
+    records = read_jsonl(sorted(CORPUS.glob("*.jsonl")))
+    assert sum(1 for r in records if "turns" not in r) >= 1500
+    assert sum(1 for r in records if "turns" in r) >= 40
+
+
+@pytest.mark.parametrize("category", list(FLOORS))
+def test_every_category_holds_its_floor(result, category):
+    score = result.scores[category]
+    precision, recall = FLOORS[category]
+    assert score.support > 50
+    assert score.precision >= precision, result.table()
+    assert score.recall >= recall, result.table()
+
+
+def test_debtor_lines_are_never_flagged(result):
+    assert result.debtor_findings == 0
+    assert set(FLOORS) | {"off_hours", "call_frequency"} == set(CATEGORIES)
+
+
+@pytest.mark.parametrize("name", ["cold_test_subset.jsonl", "hedcold_perturbed_subset.jsonl"])
+def test_safe_comments_are_rarely_flagged(engine, name):
+    path = SHARED / "external" / name
+    if not path.exists():
+        pytest.skip(f"{path} not found (set MONITOR_SHARED)")
+    with path.open(encoding="utf-8") as handle:
+        safe = [json.loads(line) for line in handle if line.strip()]
+    safe = [r for r in safe if not r["expected_abuse"]]
+    lines = [json.dumps({"id": str(i), "speaker": "collector", "text": r["text"]}, ensure_ascii=False)
+             for i, r in enumerate(safe)]
+    flagged = [o for o in scan_lines(engine, lines, ZoneInfo("Asia/Shanghai")) if o["categories"]]
+    assert len(safe) >= 100
+    assert len(flagged) <= 0.05 * len(safe), [o["id"] for o in flagged]
