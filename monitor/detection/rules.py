@@ -19,7 +19,7 @@ import jsonschema
 
 from monitor.detection import yamlfile
 from monitor.errors import RuleError, RuleProblem
-from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, pinyin_term
+from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, alternation, pinyin_term
 from monitor.models import CATEGORIES, SEVERITIES
 from monitor.detection.text import TextAnalyser, normalise, to_simplified
 
@@ -444,8 +444,7 @@ class _ExprCompiler:
             if lexicon is None:
                 unknown = unknown or m.group(1)
                 return m.group(0)
-            terms = sorted(set(lexicon.terms), key=len, reverse=True)
-            return "(?:" + "|".join(re.escape(t) for t in terms) + ")"
+            return alternation(lexicon.terms)
 
         return _LEXICON_REF.sub(replace, pattern), unknown
 
@@ -472,8 +471,12 @@ class _ExprCompiler:
             pinyin = [pinyin_term(t) for t in terms] if node.get("pinyin") else []
             return TermsMatcher.build(terms, pinyin)
         if kind == "regex":
+            # A list of patterns is one matcher of their alternatives: readable one per
+            # line, and one search per turn instead of one per pattern.
+            if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+                value = "|".join(f"(?:{v})" for v in value)
             if not isinstance(value, str) or not value:
-                self.problems.add(self.path, line, f"{where}.regex: expected a pattern string")
+                self.problems.add(self.path, line, f"{where}.regex: expected a pattern string or a list of them")
                 return None
             # Text is matched in simplified characters, so the pattern is converted too
             # (揾 for 搵); OpenCC leaves the ASCII regex syntax alone.
