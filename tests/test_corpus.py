@@ -60,3 +60,19 @@ def test_safe_comments_are_rarely_flagged(engine, name):
     flagged = [o for o in scan_lines(engine, lines, ZoneInfo("Asia/Shanghai")) if o["categories"]]
     assert len(safe) >= 100
     assert len(flagged) <= 0.05 * len(safe), [o["id"] for o in flagged]
+
+
+def test_each_kind_of_speech_is_recognised(engine):
+    """One or two lines for each kind of speech the rules must generalise to (profanity
+    before a number, insults aimed at the family, veiled threats about children,
+    contacts made jointly liable, an offer to tell the parents, 支付包 …) and lawful
+    look-alikes that must stay quiet. A line may raise more than the kind it names."""
+    records = read_jsonl([REPO / "tests/data/kinds_utterances.jsonl"])
+    lines = [json.dumps(r, ensure_ascii=False) for r in records]
+    wrong = []
+    for record, output in zip(records, scan_lines(engine, lines, ZoneInfo("Asia/Shanghai"))):
+        expected = set(record["categories"])
+        found = set(output["categories"])
+        if (expected and not expected <= found) or (not expected and found):
+            wrong.append((record["text"], sorted(found)))
+    assert not wrong
