@@ -123,3 +123,56 @@ def test_the_bundled_pack_passes_its_own_check(tmp_path):
     assert {r.category for r in engine.pack.rules} == {
         "abuse", "threat", "third_party", "cash_to_collector", "impersonation", "off_hours", "call_frequency"
     }
+
+
+INCLUDING_RULE = """\
+id: abuse-demo
+title: 演示
+description: 演示规则
+description_en: demo rule
+category: abuse
+severity: high
+legal_basis: [demo clause]
+match:
+  lexicon: all_insults
+examples:
+  fire: [你个蠢货, 你个瓜怂]
+  quiet: [您好]
+"""
+
+
+def _lexicon(name: str, body: str) -> str:
+    return f"name: {name}\ndescription: demo\n{body}"
+
+
+def test_a_lexicon_can_be_made_of_other_lexicons(tmp_path):
+    folder = write_pack(tmp_path, {"abuse-demo.yaml": INCLUDING_RULE})
+    (folder / "lexicons/base.yaml").write_text(_lexicon("base", "terms: [蠢货]\n"), encoding="utf-8")
+    (folder / "lexicons/dialect.yaml").write_text(
+        _lexicon("dialect", "include: [base]\nterms: [瓜怂]\n"), encoding="utf-8")
+    (folder / "lexicons/all_insults.yaml").write_text(
+        _lexicon("all_insults", "include: [dialect]\n"), encoding="utf-8")
+    engine = load_engine(folder)  # runs the examples: both terms fire through two levels
+    assert engine.pack.rule("abuse-demo").description_en == "demo rule"
+    assert "abuse-demo/1" in engine.signals("你个瓜怂") and "abuse-demo/1" in engine.signals("你个蠢货")
+    assert "abuse-demo/1" not in engine.signals("您好")
+
+
+def test_an_unknown_or_circular_include_is_located(tmp_path):
+    folder = write_pack(tmp_path, {"abuse-demo.yaml": INCLUDING_RULE})
+    (folder / "lexicons/all_insults.yaml").write_text(
+        _lexicon("all_insults", "include: [missing]\n"), encoding="utf-8")
+    (folder / "lexicons/a.yaml").write_text(_lexicon("a", "include: [b]\nterms: [x]\n"), encoding="utf-8")
+    (folder / "lexicons/b.yaml").write_text(_lexicon("b", "include: [a]\nterms: [y]\n"), encoding="utf-8")
+    with pytest.raises(RuleError) as error:
+        load_rules(folder)
+    text = str(error.value)
+    assert "all_insults.yaml:3: include: unknown lexicon missing" in text
+    assert "includes itself" in text
+
+
+def test_every_bundled_rule_is_described_in_chinese():
+    pack = load_rules(REPO / "rules")
+    for rule in pack.rules:
+        chinese = sum(1 for c in rule.description if "\u4e00" <= c <= "\u9fff")
+        assert chinese >= len(rule.description) * 0.3, rule.id

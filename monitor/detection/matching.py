@@ -29,7 +29,7 @@ NEGATION_CUE = re.compile(
 # 没 and 别 deny only what follows them closely.
 _SHORT_NEGATION = re.compile(r"(没|别|莫|甭|冇)[^,.!?;:]{0,4}$")
 # ... and a bare 不 only right after a subject or adverb: 我们不收现金, 我们从来不收.
-_BARE_NOT_AFTER = "们我司都也来绝并决律"
+_BARE_NOT_AFTER = "们我司都也来绝并决律咱俺"
 # "别以为我们不会去" is a double negative: still a threat.
 _DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)[^,.!?;:]{0,8}$")
 # Inside a longer regex match, these words deny it: "我们不会跟您的紧急联系人讲".
@@ -52,6 +52,7 @@ QUOTE_FRAME = re.compile(
     r"(同事|员工|催收员|那个人|别人|有的人|个别人)(说|讲)(要|过|的|了)|"
     r"您(刚才|刚刚)?(说|讲|提到|问)|"
     r"(网上|网传|听说|传言|有人)(都)?(说|讲|传)|"
+    r"(还|又)说(要|过)|"
     r"冒充|自称|假冒|谎称|声称|投诉说|举报说|所谓)"
 )
 
@@ -123,10 +124,42 @@ def _inside_allowed(norm: str, span: Span, allow: tuple[str, ...]) -> bool:
 
 
 class Matcher:
-    """Base: ``find`` returns guarded spans."""
+    """Base: ``find`` returns guarded spans; ``unguarded`` the spans before the guards
+    and ``keeps`` whether one of them passes (so a ``near`` can guard only the spans
+    that pair up)."""
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
         raise NotImplementedError
+
+    def unguarded(self, text: Analysed, guards: Guards) -> list[Span]:
+        return self.find(text, guards)
+
+    def keeps(self, text: Analysed, guards: Guards, span: Span) -> bool:
+        return True
+
+
+def alternation(terms) -> str:
+    """A regex group matching any of ``terms``, longest first, as a character trie:
+    (?:你(?:爸|妈(?:妈)?)|…) instead of 你妈妈|你爸|你妈|…, so the engine tries each
+    character once instead of each term (big lexicons sit inside many patterns)."""
+    trie: dict = {}
+    for term in set(terms):
+        node = trie
+        for char in term:
+            node = node.setdefault(char, {})
+        node[""] = True
+
+    def emit(node: dict) -> str:
+        children = sorted(k for k in node if k)
+        if not children:
+            return ""
+        alternatives = [re.escape(k) + emit(node[k]) for k in children]
+        body = alternatives[0] if len(alternatives) == 1 else "(?:" + "|".join(alternatives) + ")"
+        if "" in node:  # a term ends here: the longer ones are tried first (greedy ?)
+            body = f"(?:{body})?"
+        return body
+
+    return "(?:" + emit(trie) + ")" if trie else "(?!)"
 
 
 @dataclass(frozen=True)
@@ -144,12 +177,18 @@ class TermsMatcher(Matcher):
     terms: tuple[str, ...]
     pinyin_terms: tuple[PinyinTerm, ...] = ()
     _regex: re.Pattern | None = field(default=None, repr=False)
+    # pinyin terms by their first key, so a turn's keys are walked once, not once a term
+    _by_first: dict = field(default_factory=dict, repr=False)
 
     @staticmethod
     def build(terms: list[str], pinyin_terms: list[PinyinTerm]) -> "TermsMatcher":
         ordered = sorted(set(terms), key=len, reverse=True)
-        regex = re.compile("|".join(re.escape(t) for t in ordered)) if ordered else None
-        return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex)
+        regex = re.compile(alternation(ordered)) if ordered else None
+        by_first: dict = {}
+        for pt in pinyin_terms:
+            by_first.setdefault(pt.keys[0], []).append(pt)
+        return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex,
+                            {k: tuple(v) for k, v in by_first.items()})
 
     def raw_spans(self, text: Analysed) -> list[Span]:
         spans = text.memo.get(id(self))
@@ -161,12 +200,13 @@ class TermsMatcher(Matcher):
 
     def _pinyin_spans(self, text: Analysed) -> list[Span]:
         found = []
+        if not self._by_first:
+            return found
         keys = text.keys
-        for pt in self.pinyin_terms:
-            n = len(pt.keys)
-            first = pt.keys[0]
-            for i in range(len(keys) - n + 1):
-                if keys[i] != first or keys[i : i + n] != pt.keys:
+        for i, key in enumerate(keys):
+            for pt in self._by_first.get(key, ()):
+                n = len(pt.keys)
+                if keys[i : i + n] != pt.keys:
                     continue
                 span = (i, i + n)
                 # A homophone must not cut through another dictionary word (老来 in
@@ -182,6 +222,12 @@ class TermsMatcher(Matcher):
         spans = self.raw_spans(text)
         return [s for s in spans if guards.keep(text, s)] if spans else spans
 
+    def unguarded(self, text: Analysed, guards: Guards) -> list[Span]:
+        return self.raw_spans(text)
+
+    def keeps(self, text: Analysed, guards: Guards, span: Span) -> bool:
+        return guards.keep(text, span)
+
 
 @dataclass(frozen=True, eq=False)
 class RegexMatcher(Matcher):
@@ -192,6 +238,14 @@ class RegexMatcher(Matcher):
             return []
         spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
         return [s for s in spans if guards.keep(text, s, inner=True)]
+
+    def unguarded(self, text: Analysed, guards: Guards) -> list[Span]:
+        if self.pattern.search(text.norm) is None:
+            return []
+        return [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
+
+    def keeps(self, text: Analysed, guards: Guards, span: Span) -> bool:
+        return guards.keep(text, span, inner=True)
 
 
 @dataclass(frozen=True, eq=False)
@@ -207,10 +261,22 @@ class NearMatcher(Matcher):
     same_clause: bool = False
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
-        a_spans = self.first.find(text, guards)
+        # Both sides unguarded first: most turns lack one side, and then no span of the
+        # other needs its (costly) guards. A pair stands when both of its spans do.
+        a_spans = self.first.unguarded(text, guards)
         if not a_spans:
             return []
-        b_spans = self.second.find(text, guards)
+        b_spans = self.second.unguarded(text, guards)
+        if not b_spans:
+            return []
+        kept: dict = {}
+
+        def keeps(side: Matcher, span: Span) -> bool:
+            key = (id(side), span)
+            if key not in kept:
+                kept[key] = side.keeps(text, guards, span)
+            return kept[key]
+
         found = []
         for a in a_spans:
             for b in b_spans:
@@ -220,6 +286,8 @@ class NearMatcher(Matcher):
                     continue
                 left, right = (a, b) if a[0] <= b[0] else (b, a)
                 if self.same_clause and _CLAUSE_BREAK.search(text.norm, left[1], right[0]):
+                    continue
+                if not (keeps(self.first, a) and keeps(self.second, b)):
                     continue
                 gap = text.token_index(right[0]) - text.token_index(left[1] - 1)
                 if gap <= self.within:

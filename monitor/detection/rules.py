@@ -19,7 +19,7 @@ import jsonschema
 
 from monitor.detection import yamlfile
 from monitor.errors import RuleError, RuleProblem
-from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, pinyin_term
+from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, alternation, pinyin_term
 from monitor.models import CATEGORIES, SEVERITIES
 from monitor.detection.text import TextAnalyser, normalise, to_simplified
 
@@ -52,6 +52,7 @@ RULE_SCHEMA = {
         "id": {"type": "string", "pattern": r"^[a-z0-9]+(-[a-z0-9]+)*$"},
         "title": {"type": "string", "minLength": 1},
         "description": {"type": "string", "minLength": 1},
+        "description_en": {"type": "string", "minLength": 1},  # optional English text
         "category": {"enum": list(CATEGORIES)},
         "severity": {"enum": list(SEVERITIES)},
         "speakers": {
@@ -116,11 +117,15 @@ CALL_SCHEMA = {
 LEXICON_SCHEMA = {
     "type": "object",
     "additionalProperties": False,
-    "required": ["name", "description", "terms"],
+    "required": ["name", "description"],
+    "anyOf": [{"required": ["terms"]}, {"required": ["include"]}],
     "properties": {
         "name": {"type": "string", "pattern": r"^[a-z0-9_]+$"},
         "description": {"type": "string"},
         "pinyin": {"type": "boolean"},
+        # A lexicon made of other lexicons: their terms (and pinyin marks) join its own.
+        "include": {"type": "array", "minItems": 1, "uniqueItems": True,
+                    "items": {"type": "string", "pattern": r"^[a-z0-9_]+$"}},
         "terms": {
             "type": "array",
             "minItems": 1,
@@ -207,6 +212,7 @@ class Rule:
     after_within: int = 0
     call: CallSpec | None = None
     examples: tuple[Example, ...] = ()
+    description_en: str = ""
 
     @property
     def is_call_rule(self) -> bool:
@@ -314,6 +320,7 @@ def _schema_problems(document, schema, path: Path, problems: _Problems) -> bool:
 
 def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
     lexicons: dict[str, _Lexicon] = {}
+    includes: dict[str, tuple] = {}
     for path in sorted((directory / "lexicons").glob("*.yaml")):
         try:
             doc = yamlfile.load(path)
@@ -326,16 +333,48 @@ def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
             problems.add(path, doc.key_lines["name"], f"name '{doc['name']}' must equal the file name '{path.stem}'")
         default_pinyin = doc.get("pinyin", False)
         lexicon = _Lexicon(doc["name"], [], [])
-        for item in doc["terms"]:
+        for item in doc.get("terms", ()):
             entry = {"term": item} if isinstance(item, str) else item
             term = normalise(entry["term"])
             lexicon.terms.append(term)
             if entry.get("pinyin", default_pinyin):
                 exceptions = tuple(normalise(e) for e in entry.get("except", ()))
                 lexicon.pinyin_terms.append(pinyin_term(term, exceptions))
-        lexicon.matcher = TermsMatcher.build(lexicon.terms, lexicon.pinyin_terms)
         lexicons[lexicon.name] = lexicon
+        if "include" in doc:
+            includes[lexicon.name] = (path, doc.key_lines.get("include"), list(doc["include"]))
+    _resolve_includes(lexicons, includes, problems)
+    for lexicon in lexicons.values():
+        lexicon.matcher = TermsMatcher.build(lexicon.terms, lexicon.pinyin_terms)
     return lexicons
+
+
+def _resolve_includes(lexicons: dict[str, _Lexicon], includes: dict, problems: _Problems) -> None:
+    """Add the terms of included lexicons (transitively) to each including lexicon. An
+    unknown name or a cycle is a problem located at the include line."""
+    own = {name: (list(lex.terms), list(lex.pinyin_terms)) for name, lex in lexicons.items()}
+
+    def gather(name: str, trail: tuple[str, ...]) -> tuple[list, list] | None:
+        terms, pinyin = list(own[name][0]), list(own[name][1])
+        for included in includes.get(name, (None, None, []))[2]:
+            path, line, _ = includes[name]
+            if included not in lexicons:
+                problems.add(path, line, f"include: unknown lexicon {included} (no rules/lexicons/{included}.yaml)")
+                return None
+            if included in trail:
+                problems.add(path, line, f"include: lexicon {included} includes itself ({' -> '.join(trail + (included,))})")
+                return None
+            sub = gather(included, trail + (included,))
+            if sub is None:
+                return None
+            terms.extend(sub[0])
+            pinyin.extend(sub[1])
+        return terms, pinyin
+
+    for name in includes:
+        gathered = gather(name, (name,))
+        if gathered is not None:
+            lexicons[name].terms, lexicons[name].pinyin_terms = gathered
 
 
 class _ExprCompiler:
@@ -375,7 +414,13 @@ class _ExprCompiler:
                 return None
             return (AllOf if kind == "all" else AnyOf)(tuple(items))
         if kind == "not":
-            item = self.compile(value, f"{where}.not")
+            # What excludes a turn is evidence against a finding: a denial or a quote
+            # must not hide it (in "她说让您回电" the call-back request still counts).
+            guards, self.guards = self.guards, Guards(negation=False, quotation=False)
+            try:
+                item = self.compile(value, f"{where}.not")
+            finally:
+                self.guards = guards
             if item is None:
                 return None
             if not (isinstance(item, Leaf) or (isinstance(item, AnyOf) and all(isinstance(i, Leaf) for i in item.items))):
@@ -399,8 +444,7 @@ class _ExprCompiler:
             if lexicon is None:
                 unknown = unknown or m.group(1)
                 return m.group(0)
-            terms = sorted(set(lexicon.terms), key=len, reverse=True)
-            return "(?:" + "|".join(re.escape(t) for t in terms) + ")"
+            return alternation(lexicon.terms)
 
         return _LEXICON_REF.sub(replace, pattern), unknown
 
@@ -427,8 +471,12 @@ class _ExprCompiler:
             pinyin = [pinyin_term(t) for t in terms] if node.get("pinyin") else []
             return TermsMatcher.build(terms, pinyin)
         if kind == "regex":
+            # A list of patterns is one matcher of their alternatives: readable one per
+            # line, and one search per turn instead of one per pattern.
+            if isinstance(value, list) and value and all(isinstance(v, str) and v for v in value):
+                value = "|".join(f"(?:{v})" for v in value)
             if not isinstance(value, str) or not value:
-                self.problems.add(self.path, line, f"{where}.regex: expected a pattern string")
+                self.problems.add(self.path, line, f"{where}.regex: expected a pattern string or a list of them")
                 return None
             # Text is matched in simplified characters, so the pattern is converted too
             # (揾 for 搵); OpenCC leaves the ASCII regex syntax alone.
@@ -590,6 +638,7 @@ def _load_rule(path: Path, lexicons: dict, problems: _Problems) -> Rule | None:
         after_within=doc["after"]["within_turns"] if "after" in doc else 0,
         call=call,
         examples=examples,
+        description_en=doc.get("description_en", "").strip(),
     )
 
 
