@@ -549,13 +549,37 @@ def learn(db, out, shipped_only, rules_dir):
     _learn(_open_store(db), engine, out)
 
 
+@rules.command("calibrate")
+@click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
+@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@click.option("--floor", type=click.FloatRange(0.5, 1.0), default=0.97, show_default=True,
+              help="Precision a threshold must keep for its rule's category among anchored turns.")
+def rules_calibrate(labelled: tuple[str, ...], rules_dir: str | None, floor: float) -> None:
+    """Compute the thresholds of `similar:` leaves from labelled JSON Lines (each file
+    held out in turn) and write them to the rules folder's calibration.json."""
+    from monitor.detection.rules import DEFAULT_RULES_DIR
+    from monitor.runs.calibration import calibrate, report, write_calibration
+
+    directory = Path(rules_dir or settings.get("rules_dir") or DEFAULT_RULES_DIR)
+    try:
+        document = calibrate(directory, [Path(p) for p in labelled], floor)
+    except RuleError as error:
+        _fail_rules(error)
+    click.echo(report(document))
+    path = write_calibration(document, directory)
+    click.echo(f"wrote {path} ({len(document['rules'])} similar rule(s)); run `monitor rules check` next")
+
+
 @main.command()
 @click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
 @click.option("--show-errors", is_flag=True, help="Also list every line whose categories differ.")
-def evaluate(labelled: tuple[str, ...], rules_dir: str | None, show_errors: bool) -> None:
+@click.option("--kind-examples", type=click.IntRange(0), default=2, show_default=True,
+              help="Lines shown under each kind of miss.")
+def evaluate(labelled: tuple[str, ...], rules_dir: str | None, show_errors: bool, kind_examples: int) -> None:
     """Precision and recall per category on labelled JSON Lines (scan input plus
-    "categories"), such as the dev set's utterances.jsonl and calls.jsonl."""
+    "categories"), such as the dev set's utterances.jsonl and calls.jsonl; then the
+    misses by category and kind (nearest rule, the parts of it that did not match)."""
     from monitor.runs.evaluation import evaluate as run_evaluation
     from monitor.runs.evaluation import read_jsonl
 
@@ -565,6 +589,8 @@ def evaluate(labelled: tuple[str, ...], rules_dir: str | None, show_errors: bool
         _fail_rules(error)
     result = run_evaluation(engine, read_jsonl(Path(p) for p in labelled), ZoneInfo(settings.get("timezone")))
     click.echo(result.table())
+    click.echo("\nmisses by kind (nearest rule: parts that did not match):")
+    click.echo(result.kinds_report(kind_examples))
     if show_errors:
         for error in result.errors:
             click.echo(json.dumps(error, ensure_ascii=False))

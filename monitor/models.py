@@ -65,9 +65,17 @@ class Finding:
     legal_basis: tuple[str, ...] = field(default=())
     # The normalised words that triggered the rule, for highlighting (None: call-level).
     matched: str | None = None
+    # For a rule that fired through a `similar:` leaf: the cosine similarity of the turn
+    # to the nearest of the leaf's example sentences, and that sentence.
+    similarity: float | None = None
+    nearest_example: str | None = None
 
     def to_contract(self) -> dict:
-        """The keys `monitor scan` promises (see the scan contract), plus legal basis."""
+        """The keys `monitor scan` promises (see the scan contract), plus legal basis;
+        ``similarity``/``nearest_example`` only when a similar leaf produced it."""
+        extra = {}
+        if self.similarity is not None:
+            extra = {"similarity": self.similarity, "nearest_example": self.nearest_example}
         return {
             "rule": self.rule,
             "category": self.category,
@@ -79,6 +87,7 @@ class Finding:
             "speaker_verified": self.speaker_verified,
             "legal_basis": list(self.legal_basis),
             "matched": self.matched,
+            **extra,
         }
 
 

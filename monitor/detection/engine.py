@@ -11,13 +11,18 @@ its own compiled rulesets, so scanning from several threads at once is safe.
 from __future__ import annotations
 
 import itertools
+import re
 import threading
+from dataclasses import dataclass
 from datetime import timedelta
+
+import numpy as np
 
 from durable.engine import MessageNotHandledException, Ruleset
 
 from monitor.models import Call, CallResult, Finding, Turn
-from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack
+from monitor.detection.embedding import Embedder, shared_embedder
+from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, is_similar
 from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
@@ -53,6 +58,14 @@ def _dnf(tree) -> list[tuple[frozenset, frozenset]]:
         # at load time.
         return [(frozenset(), frozenset(leaf.signal for leaf in _leaves(tree.item)))]
     raise TypeError(tree)
+
+
+def conjunctions(rule: Rule) -> list[tuple[tuple[Leaf, ...], frozenset]]:
+    """Every way ``rule``'s ``match`` can hold on a turn: the leaves that must be present
+    and the signals that must be absent (for reports on what a turn lacked)."""
+    by_signal = {leaf.signal: leaf for leaf in rule.leaves()}
+    unless = _dnf(NotOf(rule.unless))[0][1] if rule.unless is not None else frozenset()
+    return [(tuple(by_signal[s] for s in sorted(present)), absent | unless) for present, absent in _dnf(rule.match)]
 
 
 def _leaves(tree) -> list[Leaf]:
@@ -148,6 +161,91 @@ class _Sink:
         return action
 
 
+# --- similar leaves ------------------------------------------------------------------------
+
+# What is embedded: a short turn whole; in a longer one the clause around the anchor,
+# joined with its neighbours while it is very short and cut to a window centred on the
+# anchor while it is long (ASR text often has no punctuation). The model's cost grows with the length, and a long rambling turn
+# would dilute the similarity of the part that matters.
+_WINDOW = 32
+_SHORT_CLAUSE = 10
+_CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
+
+
+# Before the model runs, the embedded words must share this many two-character
+# sequences with one of the examples. Measured on the labelled sets: every turn that
+# reached a calibrated threshold shared at least 3, and about 60% of anchored turns share
+# fewer, so the model runs on less than half as many turns for the same findings.
+_MIN_SHARED_BIGRAMS = 3
+
+
+def _bigrams(text: str) -> frozenset:
+    return frozenset(text[i : i + 2] for i in range(len(text) - 1))
+
+
+@dataclass(frozen=True)
+class SimilarHit:
+    """How close a turn came to a similar leaf's examples."""
+
+    score: float
+    nearest_example: str
+    text: str  # the normalised words that were embedded
+
+
+@dataclass(frozen=True)
+class _SimilarPlan:
+    leaf: Leaf
+    rule: Rule
+    # Each way the rest of the rule holds beside the similar leaf: the lexical leaves
+    # that must be present (its anchors) and the signals that must be absent.
+    ways: tuple[tuple[tuple[Leaf, ...], frozenset], ...]
+    # Each way another rule of the same category flags the turn by its words alone
+    # (speakers, signals present, signals absent): the leaf could add nothing there.
+    covered: tuple[tuple[tuple[str, ...], frozenset, frozenset], ...]
+    example_bigrams: tuple[frozenset, ...] = ()
+
+
+def _similar_plans(pack: RulePack) -> list[_SimilarPlan]:
+    plans = []
+    for rule in pack.turn_rules:
+        leaf = rule.similar_leaf()
+        if leaf is None:
+            continue
+        by_signal = {other.signal: other for other in rule.leaves()}
+        ways = []
+        for present, absent in _dnf(rule.match):
+            if leaf.signal in present:
+                unless = _dnf(NotOf(rule.unless))[0][1] if rule.unless is not None else frozenset()
+                ways.append((tuple(by_signal[s] for s in sorted(present - {leaf.signal})), absent | unless))
+        covered = []
+        for other in pack.turn_rules:
+            if other is rule or other.category != rule.category or other.after is not None or other.similar_leaf():
+                continue
+            unless = _dnf(NotOf(other.unless))[0][1] if other.unless is not None else frozenset()
+            covered.extend((other.speakers, present, absent | unless) for present, absent in _dnf(other.match))
+        plans.append(_SimilarPlan(leaf, rule, tuple(ways), tuple(covered),
+                                  tuple(_bigrams(e) for e in leaf.matcher.examples)))
+    return plans
+
+
+def _window(norm: str, span: tuple[int, int]) -> str:
+    if len(norm) <= _WINDOW:
+        return norm.strip(' ,.!?;:"')  # a short turn whole: one embedding for every rule
+    breaks = [m.start() for m in _CLAUSE_BREAK.finditer(norm)]
+    start = max([b + 1 for b in breaks if b < span[0]], default=0)
+    end = min([b for b in breaks if b >= span[1]], default=len(norm))
+    while end - start < _SHORT_CLAUSE and (start > 0 or end < len(norm)):
+        if end < len(norm):
+            end = min([b for b in breaks if b > end], default=len(norm))
+        else:
+            start = max([b + 1 for b in breaks if b + 1 < start], default=0)
+    if end - start > _WINDOW:
+        centre = (span[0] + span[1]) // 2
+        start = max(start, min(centre - _WINDOW // 2, end - _WINDOW))
+        end = start + _WINDOW
+    return norm[start:end].strip(' ,.!?;:"')
+
+
 def _raise(error, _state):
     if error:
         raise error
@@ -158,11 +256,20 @@ class Engine:
 
     _names = itertools.count()
 
-    def __init__(self, pack: RulePack):
+    def __init__(self, pack: RulePack, embedder: Embedder | None = None, similarity: bool = True):
+        """``similarity=False`` leaves every `similar:` leaf unscored (never raised): the
+        rules as they are without the embedding model, for comparisons."""
         self.pack = pack
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
-        self._leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves()]
+        self._leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
+        self._similar = _similar_plans(pack) if similarity else []
+        self._embedder = embedder
+        self._example_vectors: dict[str, np.ndarray] = {}
+        self._vectors_lock = threading.Lock()
+        # Turns whose signals were computed, and those that reached the embedding model
+        # (counted without a lock: figures for benchmarks, not accounts).
+        self.stats = {"turns": 0, "embedded": 0}
         self._compiled()  # compile once now so definition errors surface at start-up
 
     def _compiled(self) -> tuple[Ruleset, _Sink]:
@@ -176,15 +283,103 @@ class Engine:
 
     # -- signals -------------------------------------------------------------------------
 
-    def signals(self, text: str | Analysed) -> list[str]:
-        """The leaf signals a turn's text raises (after negation/quotation guards)."""
+    def signals(self, text: str | Analysed, speaker: str = "unknown") -> list[str]:
+        """The leaf signals a turn's text raises (after negation/quotation guards).
+        `similar:` leaves are scored last, only for speakers in their rule's scope and
+        only where the lexical leaves beside them already matched."""
         analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
-        return [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)]
+        self.stats["turns"] += 1
+        raised = [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)]
+        if self._similar and speaker != "debtor" and len(raised) > 1:
+            present = set(raised)
+            for plan in self._similar:
+                threshold = plan.leaf.matcher.threshold
+                if threshold is None or speaker not in plan.rule.speakers:
+                    continue
+                hit = self.similarity(plan, analysed, present, speaker)
+                if hit is not None and hit.score >= threshold:
+                    raised.append(plan.leaf.signal)
+        return raised
+
+    @property
+    def similar_rules(self) -> list[Rule]:
+        return [plan.rule for plan in self._similar]
+
+    def similarity(self, plan_or_rule, analysed: Analysed, present: set[str] | None = None,
+                   speaker: str = "unknown") -> SimilarHit | None:
+        """The score of a turn against a similar leaf's examples, or None when the leaf
+        is not scored there: its anchor did not match, the guards cancel the clause
+        around it, or another rule of its category already flags the turn by its words.
+        Only then is the turn's embedding computed (and cached by its normalised text)."""
+        plan = plan_or_rule
+        if isinstance(plan_or_rule, Rule):
+            plan = next((p for p in self._similar if p.rule.id == plan_or_rule.id), None)
+            if plan is None:
+                return None  # not a similar rule, or similarity is off
+        key = ("similar", plan.leaf.signal)
+        if key in analysed.memo:
+            return analysed.memo[key]
+        if present is None:
+            present = set(self.signals(analysed, speaker))
+        hit = None
+        if any(speaker in speakers and needed <= present and not (absent & present)
+               for speakers, needed, absent in plan.covered):
+            analysed.memo[key] = None
+            return None
+        for anchors, absent in plan.ways:
+            if absent & present or any(a.signal not in present for a in anchors):
+                continue
+            spans = [span for a in anchors for span in a.matcher.find(analysed, a.guards)]
+            kept = [span for span in spans if plan.leaf.guards.keep_clause(analysed, span)]
+            if not kept:
+                continue
+            window = _window(analysed.norm, kept[0])
+            words = _bigrams(window)
+            if max(len(words & example) for example in plan.example_bigrams) < _MIN_SHARED_BIGRAMS:
+                break  # shares too little with every example to come near one
+            self.stats["embedded"] += 1
+            vector = self.embedder.embed([window])[0]
+            matcher = plan.leaf.matcher
+            scores = self._examples(plan) @ vector
+            n = len(matcher.examples)
+            best = int(np.argmax(scores[:n]))
+            nearest_unlike = int(np.argmax(scores[n:])) if matcher.unlike else None
+            if nearest_unlike is not None and scores[n + nearest_unlike] >= scores[best]:
+                # Nearer to a lawful counter-example than to any example: not like them.
+                hit = SimilarHit(0.0, matcher.unlike[nearest_unlike], window)
+            else:
+                hit = SimilarHit(round(float(scores[best]), 4), matcher.examples[best], window)
+            break
+        analysed.memo[key] = hit
+        return hit
+
+    @property
+    def embedder(self) -> Embedder:
+        if self._embedder is None:
+            self._embedder = shared_embedder()
+        return self._embedder
+
+    def example_vectors(self, rule: Rule) -> np.ndarray:
+        """The vectors of a similar rule's example (then counter-example) sentences."""
+        return self._examples(next(p for p in self._similar if p.rule.id == rule.id))
+
+    def _examples(self, plan: _SimilarPlan) -> np.ndarray:
+        """The example sentences' vectors, computed once per engine."""
+        vectors = self._example_vectors.get(plan.leaf.signal)
+        if vectors is None:
+            with self._vectors_lock:
+                vectors = self._example_vectors.get(plan.leaf.signal)
+                if vectors is None:
+                    vectors = self.embedder.embed([*plan.leaf.matcher.examples, *plan.leaf.matcher.unlike])
+                    self._example_vectors[plan.leaf.signal] = vectors
+        return vectors
 
     def evidence_span(self, rule: Rule, text: str | Analysed) -> str | None:
         """The normalised words that made ``rule`` fire on ``text`` (for highlighting)."""
         analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
         for leaf in rule.positive_leaves():
+            if is_similar(leaf):
+                continue
             spans = leaf.matcher.find(analysed, leaf.guards)
             if spans:
                 start, end = spans[0]
@@ -201,7 +396,7 @@ class Engine:
         facts = []
         analysed = [self.pack.analyser.analyse(turn.text) for turn in call.turns]
         for i, turn in enumerate(call.turns):
-            signals = self.signals(analysed[i])
+            signals = self.signals(analysed[i], turn.speaker)
             # Every rule condition needs at least one signal present, so a turn that
             # raised none cannot match anything: it is not asserted at all.
             if len(signals) > 1:
@@ -264,6 +459,10 @@ class Engine:
                 )
                 continue
             turn: Turn = call.turns[turn_index]
+            leaf = rule.similar_leaf()
+            hit = analysed[turn_index].memo.get(("similar", leaf.signal)) if leaf is not None else None
+            if hit is not None and (leaf.matcher.threshold is None or hit.score < leaf.matcher.threshold):
+                hit = None  # the rule fired through another of its alternatives
             findings.append(
                 Finding(
                     rule=rule.id,
@@ -276,6 +475,8 @@ class Engine:
                     speaker_verified=turn.speaker == "collector",
                     legal_basis=rule.legal_basis,
                     matched=self.evidence_span(rule, analysed[turn_index]),
+                    similarity=hit.score if hit else None,
+                    nearest_example=hit.nearest_example if hit else None,
                 )
             )
         return tuple(findings)

@@ -63,6 +63,26 @@ class Guards:
     quotation: bool = True
     allow: tuple[str, ...] = ()
 
+    def keep_clause(self, text: Analysed, span: Span) -> bool:
+        """Whether the clause around an anchor span stands for a `similar:` leaf. Sentence
+        similarity ignores "不会" and quoting, so any denial in the clause cancels it
+        (except a double negative such as 别以为我们不会), and so does a reporting frame
+        anywhere before the anchor in its clause."""
+        norm = text.norm
+        start, end = span
+        clause_start = _clause_start(norm, start)
+        m = _CLAUSE_BREAK.search(norm, end)
+        clause_end = m.start() if m else len(norm)
+        clause = norm[clause_start:clause_end]
+        if self.negation and _INNER_NEGATION.search(clause) and not _DOUBLE_NEGATIVE_ANYWHERE.search(clause):
+            return False
+        if self.quotation:
+            if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
+                return False
+            if QUOTE_FRAME.search(norm[clause_start:start]):
+                return False
+        return True
+
     def keep(self, text: Analysed, span: Span, inner: bool = False) -> bool:
         """Whether a matched span stands. ``inner`` also looks for a denial inside the
         span (for regex matches that cover a whole phrase)."""
@@ -83,6 +103,9 @@ class Guards:
             if QUOTE_FRAME.search(before):
                 return False
         return True
+
+
+_DOUBLE_NEGATIVE_ANYWHERE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)")
 
 
 def _negated(before: str, first: str = "") -> bool:
@@ -293,6 +316,25 @@ class NearMatcher(Matcher):
                 if gap <= self.within:
                     found.append((left[0], right[1]))
         return found
+
+
+@dataclass(frozen=True, eq=False)
+class SimilarMatcher(Matcher):
+    """A `similar:` leaf: the turn is like one of ``examples`` (normalised sentences)
+    when the cosine similarity of their embeddings reaches ``threshold`` (from the
+    calibration file; None while calibrating) and no sentence of ``unlike`` is nearer. It finds nothing by itself: the engine
+    scores it, and only on turns where its lexical anchor matched."""
+
+    rule_id: str
+    examples: tuple[str, ...]
+    digest: str
+    threshold: float | None
+    # Counter-examples (lawful phrasings near the examples): a turn nearer to one of
+    # these than to every example is not like the examples, whatever its score.
+    unlike: tuple[str, ...] = ()
+
+    def find(self, text: Analysed, guards: Guards) -> list[Span]:
+        return []
 
 
 def pinyin_term(term: str, exceptions: tuple[str, ...] = ()) -> PinyinTerm:

@@ -9,6 +9,7 @@ compiles the trees into durable_rules rulesets.
 from __future__ import annotations
 
 import hashlib
+import json
 import re
 from dataclasses import dataclass, field
 from datetime import time as dtime
@@ -19,7 +20,7 @@ import jsonschema
 
 from monitor.detection import yamlfile
 from monitor.errors import RuleError, RuleProblem
-from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, TermsMatcher, alternation, pinyin_term
+from monitor.detection.matching import Guards, Matcher, NearMatcher, RegexMatcher, SimilarMatcher, TermsMatcher, alternation, pinyin_term
 from monitor.models import CATEGORIES, SEVERITIES
 from monitor.detection.text import TextAnalyser, normalise, to_simplified
 
@@ -149,7 +150,24 @@ LEXICON_SCHEMA = {
 }
 
 _LEXICON_REF = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not")
+_EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not", "similar")
+
+# `similar:` example-sentence files (rules/similar/NAME.yaml) and the thresholds that
+# `monitor rules calibrate` computes for similar leaves (see rules/README.md).
+SIMILAR_DIR = "similar"
+CALIBRATION_FILE = "calibration.json"
+CALIBRATION_FORMAT = 1
+
+SENTENCES_SCHEMA = {
+    "type": "object",
+    "additionalProperties": False,
+    "required": ["name", "description", "sentences"],
+    "properties": {
+        "name": {"type": "string", "pattern": r"^[a-z0-9_]+$"},
+        "description": {"type": "string"},
+        "sentences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+    },
+}
 
 
 # --- the compiled form -------------------------------------------------------------------
@@ -160,6 +178,15 @@ class Leaf:
     signal: str
     matcher: Matcher
     guards: Guards
+    # What the rule file says here ("lexicon: third_parties", "regex: …"), for reports
+    # such as `monitor evaluate`'s misses by kind.
+    source: str = ""
+
+
+def is_similar(leaf) -> bool:
+    """Whether ``leaf`` is a `similar:` leaf (scored by sentence embeddings, not found
+    in the text by a matcher)."""
+    return isinstance(leaf, Leaf) and isinstance(leaf.matcher, SimilarMatcher)
 
 
 @dataclass(frozen=True)
@@ -232,6 +259,10 @@ class Rule:
             _collect_leaves(self.match, found, skip_negated=True)
         return found
 
+    def similar_leaf(self) -> Leaf | None:
+        """The rule's `similar:` leaf (a rule has at most one), if any."""
+        return next((leaf for leaf in self.leaves() if is_similar(leaf)), None)
+
 
 def _has_positive(tree) -> bool:
     """Whether every way ``tree`` can hold requires some words to be present."""
@@ -241,6 +272,18 @@ def _has_positive(tree) -> bool:
         return all(_has_positive(item) for item in tree.items)
     if isinstance(tree, AllOf):
         return any(_has_positive(item) for item in tree.items)
+    return False
+
+
+def _anchored(tree) -> bool:
+    """Whether every way ``tree`` can hold requires a lexical leaf (lexicon, terms,
+    regex, near) to match: the anchor a `similar:` leaf needs beside it."""
+    if isinstance(tree, Leaf):
+        return not is_similar(tree)
+    if isinstance(tree, AnyOf):
+        return all(_anchored(item) for item in tree.items)
+    if isinstance(tree, AllOf):
+        return any(_anchored(item) for item in tree.items)
     return False
 
 
@@ -380,20 +423,26 @@ def _resolve_includes(lexicons: dict[str, _Lexicon], includes: dict, problems: _
 class _ExprCompiler:
     """Turns one rule's ``match``/``unless``/``after`` mappings into expression trees."""
 
-    def __init__(self, rule_id: str, path: Path, lexicons: dict, guards: Guards, problems: _Problems):
+    def __init__(self, rule_id: str, path: Path, lexicons: dict, guards: Guards, problems: _Problems,
+                 similar: "_SimilarContext | None" = None):
         self.rule_id = rule_id
         self.path = path
         self.lexicons = lexicons
         self.guards = guards
         self.problems = problems
+        self.similar = similar
         self.count = 0
+        self.similar_lines: list[int | None] = []
 
-    def compile(self, node, where: str):
+    def compile(self, node, where: str, parent: str | None = None):
         line = getattr(node, "line", None)
         if not isinstance(node, dict):
             self.problems.add(self.path, line, f"{where}: expected a mapping with one of {', '.join(_EXPR_KEYS)}")
             return None
         keys = [k for k in node if k in _EXPR_KEYS]
+        if "similar" in keys and "threshold" in node:
+            self.problems.add(self.path, node.key_lines.get("threshold", line), _NO_THRESHOLD)
+            return None
         extra = [k for k in node if k not in _EXPR_KEYS + ("within", "ordered", "same_clause", "pinyin")]
         if len(keys) != 1 or extra:
             self.problems.add(
@@ -409,16 +458,26 @@ class _ExprCompiler:
             if not isinstance(value, list) or not value:
                 self.problems.add(self.path, key_line, f"{where}.{kind}: expected a non-empty list")
                 return None
-            items = [self.compile(v, f"{where}.{kind}[{i}]") for i, v in enumerate(value)]
+            items = [self.compile(v, f"{where}.{kind}[{i}]", kind) for i, v in enumerate(value)]
             if any(i is None for i in items):
                 return None
+            for i, item in enumerate(items):
+                if is_similar(item) and not any(_anchored(other) for j, other in enumerate(items) if j != i):
+                    self.problems.add(
+                        self.path, getattr(value[i], "line", key_line),
+                        f"{where}.{kind}[{i}].similar: needs a lexical anchor beside it in the same 'all:' "
+                        "(a lexicon, terms, regex or near that must also match)",
+                    )
+                    return None
             return (AllOf if kind == "all" else AnyOf)(tuple(items))
+        if kind == "similar":
+            return self.similar_leaf(node, value, key_line, where, parent)
         if kind == "not":
             # What excludes a turn is evidence against a finding: a denial or a quote
             # must not hide it (in "她说让您回电" the call-back request still counts).
             guards, self.guards = self.guards, Guards(negation=False, quotation=False)
             try:
-                item = self.compile(value, f"{where}.not")
+                item = self.compile(value, f"{where}.not", "not")
             finally:
                 self.guards = guards
             if item is None:
@@ -431,7 +490,61 @@ class _ExprCompiler:
         if matcher is None:
             return None
         self.count += 1
-        return Leaf(f"{self.rule_id}/{self.count}", matcher, self.guards)
+        return Leaf(f"{self.rule_id}/{self.count}", matcher, self.guards, describe_leaf(node, kind))
+
+    def similar_leaf(self, node, value, line, where: str, parent: str | None):
+        if parent != "all" or not where.startswith("match"):
+            self.problems.add(
+                self.path, line,
+                f"{where}.similar: allowed only as an item of an 'all:' in match, beside a lexical anchor "
+                "(a lexicon, terms, regex or near that must also match)",
+            )
+            return None
+        if self.similar_lines:
+            self.problems.add(self.path, line, f"{where}.similar: a rule has at most one similar leaf")
+            return None
+        if not isinstance(value, dict) or "examples" not in value:
+            self.problems.add(self.path, line, f"{where}.similar: expected a mapping with examples: [sentences] or examples: NAME (rules/similar/NAME.yaml)")
+            return None
+        if "threshold" in value:
+            self.problems.add(self.path, value.key_lines.get("threshold", line), _NO_THRESHOLD)
+            return None
+        extra = [k for k in value if k not in ("examples", "unlike")]
+        if extra:
+            self.problems.add(self.path, value.key_lines.get(extra[0], line), f"{where}.similar: unknown key {extra[0]} (only examples and unlike)")
+            return None
+        sentences = self.sentence_list(value, "examples", line, where)
+        unlike = self.sentence_list(value, "unlike", line, where) if "unlike" in value else ()
+        if sentences is None or unlike is None:
+            return None
+        digest = examples_digest(sentences + ("",) + unlike if unlike else sentences)
+        threshold = None
+        if self.similar is not None:
+            threshold, problem = self.similar.threshold(self.rule_id, digest)
+            if problem:
+                self.problems.add(self.path, line, f"{where}.similar: {problem}")
+                return None
+        self.similar_lines.append(line)
+        self.count += 1
+        return Leaf(f"{self.rule_id}/{self.count}", SimilarMatcher(self.rule_id, sentences, digest, threshold, unlike),
+                    self.guards, describe_leaf(node, "similar"))
+
+    def sentence_list(self, value, key: str, line, where: str) -> tuple[str, ...] | None:
+        """`examples:` or `unlike:` of a similar leaf: a list of sentences or the name of
+        a sentence file (rules/similar/NAME.yaml)."""
+        items = value[key]
+        item_line = value.key_lines.get(key, line)
+        if isinstance(items, str):
+            sentences = self.similar.sentences(items) if self.similar else None
+            if sentences is None:
+                self.problems.add(self.path, item_line, f"{where}.similar.{key}: unknown sentence file {items} (no rules/{SIMILAR_DIR}/{items}.yaml)")
+                return None
+        elif isinstance(items, list) and items and all(isinstance(e, str) and e.strip() for e in items):
+            sentences = [normalise(e) for e in items]
+        else:
+            self.problems.add(self.path, item_line, f"{where}.similar.{key}: expected a non-empty list of sentences or a sentence file name")
+            return None
+        return tuple(dict.fromkeys(sentences))
 
     def expand_lexicons(self, pattern: str) -> tuple[str, str | None]:
         """Replace each {lexicon_name} in a regex with a group of that lexicon's terms
@@ -513,6 +626,98 @@ class _ExprCompiler:
         return None
 
 
+def describe_leaf(node, kind: str) -> str:
+    """A short label of a leaf as its rule file writes it."""
+    value = node.get(kind)
+    if kind == "lexicon":
+        return "lexicon: " + (value if isinstance(value, str) else ", ".join(map(str, value)))
+    if kind == "terms":
+        terms = [str(t) for t in value]
+        return "terms: " + ", ".join(terms[:4]) + (f" … ({len(terms)})" if len(terms) > 4 else "")
+    if kind == "regex":
+        text = str(value)
+        return "regex: " + (text if len(text) <= 40 else text[:40] + "…")
+    if kind == "near":
+        sides = []
+        for side in value:
+            side_kind = next((k for k in ("lexicon", "terms", "regex", "near") if k in side), None)
+            sides.append(describe_leaf(side, side_kind) if side_kind else "?")
+        return f"near({' ~ '.join(sides)})"
+    if kind == "similar":
+        examples = value.get("examples") if isinstance(value, dict) else None
+        return "similar: " + (examples if isinstance(examples, str) else "inline examples")
+    return kind
+
+
+_NO_THRESHOLD = (
+    "similar: a threshold is not typed into a rule file; `monitor rules calibrate` computes it "
+    f"from labelled data into rules/{CALIBRATION_FILE}"
+)
+
+
+def examples_digest(sentences) -> str:
+    """Identifies a similar leaf's example sentences: a calibrated threshold holds only
+    for the sentences it was computed with."""
+    return hashlib.sha256("\n".join(sentences).encode()).hexdigest()[:16]
+
+
+class _SimilarContext:
+    """What `similar:` leaves need while a pack loads: the example-sentence files and
+    the calibration file. ``calibrating`` loads leaves without thresholds (for
+    `monitor rules calibrate` itself)."""
+
+    def __init__(self, directory: Path, problems: _Problems, calibrating: bool):
+        self.directory = directory
+        self.problems = problems
+        self.calibrating = calibrating
+        self._sentences: dict[str, list[str]] = {}
+        for path in sorted((directory / SIMILAR_DIR).glob("*.yaml")):
+            try:
+                doc = yamlfile.load(path)
+            except yamlfile.YamlSyntaxError as exc:
+                problems.add(path, exc.line, str(exc))
+                continue
+            if not _schema_problems(doc, SENTENCES_SCHEMA, path, problems):
+                continue
+            if doc["name"] != path.stem:
+                problems.add(path, doc.key_lines["name"], f"name '{doc['name']}' must equal the file name '{path.stem}'")
+                continue
+            self._sentences[doc["name"]] = [normalise(t) for t in doc["sentences"]]
+        self.calibration = self._read_calibration()
+
+    def _read_calibration(self) -> dict:
+        path = self.directory / CALIBRATION_FILE
+        if not path.exists():
+            return {}
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            self.problems.add(path, getattr(exc, "lineno", None), f"not valid JSON: {exc}")
+            return {}
+        if not isinstance(doc, dict) or doc.get("format") != CALIBRATION_FORMAT or not isinstance(doc.get("rules"), dict):
+            self.problems.add(path, None, f"not a calibration file of format {CALIBRATION_FORMAT}: run `monitor rules calibrate`")
+            return {}
+        return doc
+
+    def sentences(self, name: str) -> list[str] | None:
+        return self._sentences.get(name)
+
+    def threshold(self, rule_id: str, digest: str) -> tuple[float | None, str | None]:
+        if self.calibrating:
+            return None, None
+        entry = self.calibration.get("rules", {}).get(rule_id)
+        if entry and entry.get("threshold", 0) is None:
+            return None, (f"calibration found no threshold that keeps precision ≥ {self.calibration.get('precision_floor')} "
+                          "for this rule's category: narrow its anchor or improve its examples, then calibrate again")
+        if not entry or not isinstance(entry.get("threshold"), (int, float)):
+            return None, (f"no calibrated threshold for rule {rule_id} in rules/{CALIBRATION_FILE}: "
+                          "run `monitor rules calibrate` on labelled data")
+        if entry.get("examples") != digest:
+            return None, (f"the example sentences changed since rules/{CALIBRATION_FILE} was computed: "
+                          "run `monitor rules calibrate` again")
+        return float(entry["threshold"]), None
+
+
 def _parse_clock(text: str) -> int:
     hours, minutes = (int(x) for x in text.split(":"))
     dtime(hours % 24, minutes)  # validates
@@ -577,7 +782,7 @@ def _examples(doc, path: Path, is_call_rule: bool, problems: _Problems) -> tuple
     return tuple(found)
 
 
-def _load_rule(path: Path, lexicons: dict, problems: _Problems) -> Rule | None:
+def _load_rule(path: Path, lexicons: dict, problems: _Problems, similar: _SimilarContext | None = None) -> Rule | None:
     try:
         doc = yamlfile.load(path)
     except yamlfile.YamlSyntaxError as exc:
@@ -605,7 +810,7 @@ def _load_rule(path: Path, lexicons: dict, problems: _Problems) -> Rule | None:
         quotation=guards_doc.get("quotation", True),
         allow=tuple(normalise(a) for a in doc.get("allow", ())),
     )
-    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems)
+    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems, similar)
     match = unless = after = call = None
     if has_match:
         match = compiler.compile(doc["match"], "match")
@@ -646,17 +851,19 @@ def rule_files(directory: Path) -> list[Path]:
     return sorted(p for p in directory.glob("*.yaml"))
 
 
-def collect_rules(directory: Path | str | None = None) -> tuple[RulePack | None, list[RuleProblem]]:
+def collect_rules(directory: Path | str | None = None, calibrating: bool = False) -> tuple[RulePack | None, list[RuleProblem]]:
     """Load every rule that is valid and list the problems of the others. Lets a check
-    report broken files and failing examples of the good ones in one run."""
+    report broken files and failing examples of the good ones in one run.
+    ``calibrating`` loads `similar:` leaves without thresholds (no calibration needed)."""
     directory = Path(directory) if directory else DEFAULT_RULES_DIR
     problems = _Problems()
     if not directory.is_dir():
         return None, [RuleProblem(str(directory), None, "rules folder not found")]
     lexicons = _load_lexicons(directory, problems)
+    similar = _SimilarContext(directory, problems, calibrating)
     rules = []
     for path in rule_files(directory):
-        rule = _load_rule(path, lexicons, problems)
+        rule = _load_rule(path, lexicons, problems, similar)
         if rule is not None:
             rules.append(rule)
     if not rules:
@@ -664,17 +871,22 @@ def collect_rules(directory: Path | str | None = None) -> tuple[RulePack | None,
             problems.add(directory, None, "no rule files (*.yaml) in this folder")
         return None, problems.items
     digest = hashlib.sha256()
-    for path in sorted([*rule_files(directory), *(directory / "lexicons").glob("*.yaml")]):
+    # The version covers the similar-example files and the calibration file too: a new
+    # threshold is a new rule set.
+    versioned = [*rule_files(directory), *(directory / "lexicons").glob("*.yaml"), *(directory / SIMILAR_DIR).glob("*.yaml")]
+    if (directory / CALIBRATION_FILE).exists():
+        versioned.append(directory / CALIBRATION_FILE)
+    for path in sorted(versioned):
         digest.update(path.name.encode() + b"\0" + path.read_bytes())
     domain_words = [t for lex in lexicons.values() for t in lex.terms]
     pack = RulePack(directory, tuple(rules), digest.hexdigest()[:12], TextAnalyser(domain_words))
     return pack, problems.items
 
 
-def load_rules(directory: Path | str | None = None) -> RulePack:
+def load_rules(directory: Path | str | None = None, calibrating: bool = False) -> RulePack:
     """Load, validate and compile every rule in ``directory``. Raises RuleError listing
     every problem found (it does not stop at the first)."""
-    pack, problems = collect_rules(directory)
+    pack, problems = collect_rules(directory, calibrating)
     if problems or pack is None:
         raise RuleError(problems)
     return pack

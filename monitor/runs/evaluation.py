@@ -3,17 +3,24 @@
 A labelled set is scan input plus the expected ``categories`` of each line (and, for
 calls, optional ``turn_labels``). Every line counts once per category: a line whose
 expected and found categories both contain X is a true positive for X.
+
+Each miss is also filed under a kind: the rule of its category that came nearest (the
+most of one of its conjunctions matched) and the parts of that conjunction that did not
+match (a lexicon, terms, a regex, a similar leaf), so that a tuning round starts from
+the kinds of speech the rules lack rather than from single lines.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Iterable
 from zoneinfo import ZoneInfo
 
-from monitor.detection.engine import Engine
+from monitor.detection.engine import Engine, conjunctions
+from monitor.detection.matching import NearMatcher
 from monitor.models import CATEGORIES
 from monitor.runs.scan import scan_lines
 
@@ -43,6 +50,28 @@ class Evaluation:
     errors: list[dict] = field(default_factory=list)  # lines whose categories differ
     debtor_findings: int = 0  # must stay 0: a debtor's words are never a finding
     lines: int = 0
+    misses: list[dict] = field(default_factory=list)  # one per missed (line, category)
+
+    def misses_by_kind(self) -> dict[str, list[tuple[str, str, list[dict]]]]:
+        """Per category, the kinds of its misses (nearest rule, parts absent), largest first."""
+        groups: dict[tuple[str, str, str], list[dict]] = defaultdict(list)
+        for miss in self.misses:
+            groups[(miss["category"], miss["rule"] or "-", miss["absent"])].append(miss)
+        result: dict[str, list] = {}
+        for (category, rule, absent), items in sorted(groups.items(), key=lambda g: (g[0][0], -len(g[1]), g[0][1:])):
+            result.setdefault(category, []).append((rule, absent, items))
+        return result
+
+    def kinds_report(self, examples: int = 2) -> str:
+        rows = []
+        for category, kinds in self.misses_by_kind().items():
+            rows.append(f"{category}: {sum(len(items) for _, _, items in kinds)} missed")
+            for rule, absent, items in kinds:
+                rows.append(f"  {len(items):4d}  {rule}: {absent}")
+                for miss in items[:examples]:
+                    similar = f"  [similar {miss['similar']['score']}]" if "similar" in miss else ""
+                    rows.append(f"          {miss['id']}: {miss['text'][:60]}{similar}")
+        return "\n".join(rows) if rows else "no misses"
 
     def table(self) -> str:
         rows = [f"{'category':18} {'precision':>9} {'recall':>7} {'support':>7} {'tp':>4} {'fp':>4} {'fn':>4}"]
@@ -73,6 +102,8 @@ def evaluate(engine: Engine, records: Iterable[dict], zone: ZoneInfo) -> Evaluat
                 score.fp += 1
             elif category in expected:
                 score.fn += 1
+        for category in sorted(expected - found):
+            result.misses.append(_nearest_miss(engine, record, category))
         if expected != found:
             result.errors.append(
                 {"id": record.get("id"), "expected": sorted(expected), "found": sorted(found),
@@ -85,6 +116,76 @@ def evaluate(engine: Engine, records: Iterable[dict], zone: ZoneInfo) -> Evaluat
             if speaker == "debtor":
                 result.debtor_findings += 1
     return result
+
+
+def _miss_turns(record: dict, category: str) -> list[tuple[str, str]]:
+    """The (speaker, text) turns where a missed category was expected."""
+    if "turns" not in record:
+        return [(record.get("speaker", "unknown"), record.get("text", ""))]
+    labels = record.get("turn_labels")
+    turns = record["turns"]
+    chosen = [t for i, t in enumerate(turns) if labels and i < len(labels) and category in labels[i]]
+    if not chosen:
+        chosen = [t for t in turns if t.get("speaker") != "debtor"]
+    return [(t.get("speaker", "unknown"), t.get("text", "")) for t in chosen]
+
+
+def _absent_part(leaf, analysed) -> tuple[str, float]:
+    """A leaf that did not match, as its rule file writes it, and how near it came (0;
+    for a `near`, 0.5 when one side was there and 0.75 when both were, too far apart)."""
+    label = leaf.source or leaf.signal
+    matcher = leaf.matcher
+    if isinstance(matcher, NearMatcher) and label.startswith("near(") and label.count(" ~ ") == 1:
+        first, second = label[5:-1].split(" ~ ")
+        has_first = bool(matcher.first.find(analysed, leaf.guards))
+        has_second = bool(matcher.second.find(analysed, leaf.guards))
+        if has_first and not has_second:
+            return f"near: {second} (beside {first})", 0.5
+        if has_second and not has_first:
+            return f"near: {first} (beside {second})", 0.5
+        if has_first and has_second:
+            return f"near: {first} ~ {second} too far apart", 0.75
+    return label, 0.0
+
+
+def _nearest_miss(engine: Engine, record: dict, category: str) -> dict:
+    """The lexical rule of ``category`` that came nearest on the line and what it
+    lacked; the best score of a similar rule of that category rides along."""
+    best = None  # ((matched, -missing), rule, missing labels, blocked, text)
+    first_text = ""
+    similarity = None
+    for speaker, text in _miss_turns(record, category):
+        first_text = first_text or text
+        analysed = engine.pack.analyser.analyse(text)
+        raised = set(engine.signals(analysed, speaker))
+        for rule in engine.pack.turn_rules:
+            if rule.category != category:
+                continue
+            if rule.similar_leaf() is not None:
+                if speaker != "debtor":
+                    hit = engine.similarity(rule, analysed, raised, speaker)
+                    if hit is not None and (similarity is None or hit.score > similarity[1]):
+                        similarity = (rule.id, hit.score)
+                continue
+            for leaves, absent in conjunctions(rule):
+                matched = sum(1 for leaf in leaves if leaf.signal in raised)
+                missing = [_absent_part(leaf, analysed) for leaf in leaves if leaf.signal not in raised]
+                score = (matched + sum(part for _, part in missing), -len(missing))
+                if score[0] > 0 and (best is None or score > best[0]):
+                    best = (score, rule, [label for label, _ in missing], bool(absent & raised), text)
+    miss = {"id": record.get("id"), "category": category, "text": first_text}
+    if similarity is not None:
+        miss["similar"] = {"rule": similarity[0], "score": similarity[1]}
+    if best is None:
+        return {**miss, "rule": None, "absent": "no part of any rule matched"}
+    _, rule, missing, blocked, text = best
+    if missing:
+        absent = " + ".join(sorted(set(missing)))
+    elif blocked:
+        absent = "matched, cancelled by unless/not"
+    else:
+        absent = "matched, but needs an earlier turn (after) or another speaker"
+    return {**miss, "rule": rule.id, "absent": absent, "text": text}
 
 
 def read_jsonl(paths: Iterable[Path]) -> list[dict]:
