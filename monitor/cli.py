@@ -72,10 +72,24 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
     sys.exit(1 if errors else 0)
 
 
-def _asr_options(asr_engine, model, compute_type, collector_channel):
+def _asr_options(asr_engine, model, compute_type, collector_channel, device="cpu", batch_size=8, debtor_side="always"):
     from monitor.runs.pipeline import AsrOptions
 
-    return AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel)
+    return AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel,
+                      device=device, batch_size=batch_size, debtor_side=debtor_side)
+
+
+DEBTOR_SIDES = ["always", "when-flagged", "never"]
+
+
+def debtor_side_flag(default: str | None):
+    """--debtor-side: the batch's default is the debtor_side setting; uploads and analyze use always."""
+    return click.option(
+        "--debtor-side", type=click.Choice(DEBTOR_SIDES), default=default or (lambda: settings.get("debtor_side")),
+        show_default=default or "debtor_side setting (when-flagged)",
+        help="Transcribe a stereo call's debtor channel always, only when the collector's may hold a finding "
+             "(the rest on demand), or never.",
+    )
 
 
 def asr_option_flags(func):
@@ -86,6 +100,11 @@ def asr_option_flags(func):
         click.option("--compute-type", help="faster-whisper compute type (default int8; float32, int8_float32 …)."),
         click.option("--collector-channel", type=click.Choice(["left", "right"]), default="left", show_default=True,
                      help="Which stereo channel is the collector."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=lambda: settings.get("device"),
+                     show_default="device setting (auto)",
+                     help="Where speech recognition runs; auto takes a CUDA GPU when CTranslate2 sees one."),
+        click.option("--batch-size", type=click.IntRange(1), default=lambda: int(settings.get("batch_size")),
+                     show_default="batch_size setting (8)", help="Windows decoded at once on a GPU."),
     )):
         func = decorator(func)
     return func
@@ -117,8 +136,10 @@ def _print_result(result) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a readable transcript.")
 @asr_option_flags
+@debtor_side_flag("always")
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, rules_dir) -> None:
+def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side,
+            rules_dir) -> None:
     """Transcribe recordings and run the rules over them.
 
     A file that cannot be analysed (not audio, empty, truncated) is reported with its
@@ -132,9 +153,9 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
-    options = _asr_options(asr_engine, model, compute_type, collector_channel)
+    options = _asr_options(asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side)
     failed = 0
-    for outcome in analyse_files(files, engine, InlineExecutor(options)):
+    for outcome in analyse_files(files, engine, InlineExecutor(options), debtor_side=debtor_side):
         if outcome.error is not None:
             failed += 1
             click.echo(f"error: {outcome.error}", err=True)
@@ -147,6 +168,7 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
                 "file": outcome.path,
                 "sha256": result.call.sha256,
                 "duration": round(result.call.duration, 3),
+                **({"debtor_side": outcome.debtor_side} if outcome.debtor_side == "not transcribed" else {}),
                 "turns": [
                     {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence}
                     for t in result.call.turns
@@ -187,8 +209,10 @@ def _open_store(db):
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only recordings that started on or after this date.")
 @click.option("--retry-failed", is_flag=True, help="Try again the recordings an earlier run stored as failed.")
 @asr_option_flags
+@debtor_side_flag(None)
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model, compute_type, collector_channel, rules_dir):
+def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model, compute_type, collector_channel,
+          device, batch_size, debtor_side, rules_dir):
     """Analyse every recording of SOURCE (a folder tree, or a .csv/.jsonl manifest) into
     the database. Safe to run again: stored recordings are skipped; a run that was killed
     resumes. Exit status 1 when a recording failed."""
@@ -200,11 +224,13 @@ def batch(source, db, workers, scheduler, since, retry_failed, asr_engine, model
     except RuleError as error:
         _fail_rules(error)
     store = _open_store(db)
-    executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel))
+    executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel,
+                                                              device, batch_size))
     report = run_batch(
         Path(source), store, engine, executor, ZoneInfo(settings.get("timezone")),
         since=since.date() if since else None, filename_pattern=settings.get("filename_pattern") or None,
         retry_failed=retry_failed, progress=_progress, log=lambda line: click.echo(line, err=True),
+        debtor_side=debtor_side,
     )
     click.echo(report.summary())
     sys.exit(1 if report.failed else 0)
@@ -276,6 +302,7 @@ def report(call_id, db, kind, fmt, output, complainant, lender):
     from monitor.documents.reports import complaint_context, incident_context, render
 
     store = _open_store(db)
+    _complete_debtor_side(store, call_id)
     if kind == "complaint":
         context = complaint_context(store, call_id, _read_json(complainant), _read_json(lender))
     else:
@@ -295,11 +322,22 @@ def evidence(call_id, db, kind, output):
     transcript, the report and a manifest of SHA-256 hashes."""
     from monitor.documents.evidence import build_evidence_package, verify_package
 
-    path = build_evidence_package(_open_store(db), call_id, output, kind=kind, actor="cli")
+    store = _open_store(db)
+    _complete_debtor_side(store, call_id)
+    path = build_evidence_package(store, call_id, output, kind=kind, actor="cli")
     problems = verify_package(path)
     if problems:
         raise click.ClickException("; ".join(problems))
     click.echo(f"wrote {path} (manifest verified)")
+
+
+def _complete_debtor_side(store, call_id: str) -> None:
+    """A document holds both sides: a debtor side the batch skipped is transcribed first."""
+    from monitor.runs.debtor_side import needs_debtor_side, transcribe_debtor_side
+
+    if store.call_row(call_id) is not None and needs_debtor_side(store, call_id):
+        click.echo(f"transcribing the debtor side of {call_id} first …", err=True)
+        transcribe_debtor_side(store, call_id, _asr_options("faster-whisper", None, None, "left", settings.get("device")))
 
 
 def _read_json(path: str | None) -> dict | None:
@@ -318,8 +356,10 @@ def _read_json(path: str | None) -> dict | None:
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local transcription workers for uploads.")
 @click.option("--scheduler", help="Dask scheduler address: transcribe uploads on that cluster.")
 @asr_option_flags
+@debtor_side_flag("always")
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, collector_channel, rules_dir):
+def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, collector_channel, device, batch_size,
+          debtor_side, rules_dir):
     """Serve the review app and the debtor portal with waitress."""
     from .web import serve as run_server
 
@@ -328,7 +368,7 @@ def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, c
     except RuleError as error:
         _fail_rules(error)
     run_server(host, port, db, rules_dir=rules_dir, workers=workers, scheduler=scheduler,
-               options=_asr_options(asr_engine, model, compute_type, collector_channel))
+               options=_asr_options(asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side))
 
 
 @main.group()

@@ -9,6 +9,7 @@ methods are grouped by what they keep:
     calls.py     calls, turns, findings, reviews
     accounts.py  users, API tokens, uploads, assignments
     queries.py   review queue, dashboard counts, export, search
+    sides.py     which side of a stereo call is transcribed (collector first)
 """
 
 from __future__ import annotations
@@ -19,11 +20,12 @@ from monitor.store.accounts import WebRecords
 from monitor.store.calls import SEVERITY_RANK, CallRecords, StoredFinding
 from monitor.store.database import DEFAULT_DB, StoreError
 from monitor.store.queries import Queries
+from monitor.store.sides import SideRecords
 
 __all__ = ["Store", "StoreError", "StoredFinding", "SEVERITY_RANK", "open_store", "DEFAULT_DB"]
 
 
-class Store(CallRecords, WebRecords, Queries):
+class Store(CallRecords, WebRecords, Queries, SideRecords):
     """A handle on one database file (see the module docstring for what it holds)."""
 
 

@@ -108,6 +108,16 @@ def web_accounts_uploads(db: sqlite_utils.Database) -> None:
     )
 
 
+@MIGRATIONS(name="0003_speed_debtor_side")
+def debtor_side(db: sqlite_utils.Database) -> None:
+    """Whether a stereo call's debtor channel is in its turns: ``transcribed``, ``not
+    transcribed`` (the batch heard only the collector; filled in on demand), or NULL
+    (mono, or stored before this column: both sides); and which channel is the
+    collector's, so the other can be found again later."""
+    db["calls"].add_column("debtor_side", str)
+    db["calls"].add_column("collector_channel", str)
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Apply the pending migrations (the caller holds the write lock)."""
     legacy = db.execute("PRAGMA user_version").fetchone()[0]

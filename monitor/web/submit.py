@@ -16,7 +16,7 @@ from monitor.audit import Action
 from monitor.errors import InputError
 from monitor.runs.metadata import CallMetadata, metadata_from_form, metadata_from_json
 from . import get_store, present, state
-from .reporting import evidence_response, report_response
+from .reporting import complete_debtor_side, evidence_response, report_response
 from .uploads import Refused, queue_upload, receive
 
 bp = Blueprint("submit", __name__, url_prefix="/submit")
@@ -123,6 +123,7 @@ def complaint(token: str, fmt: str):
         abort(404)
     _, extra = metadata_from_json(row["metadata"])
     complainant, lender = _complaint_parties(extra)
+    complete_debtor_side(row["call_id"])
     get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt})
     return report_response(
         "complaint", fmt,
