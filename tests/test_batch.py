@@ -249,3 +249,49 @@ def test_collector_first_stores_the_findings_of_always_and_fills_in_the_debtor_s
     assert turns_of(first, "compliant_reminder") == turns_of(always, "compliant_reminder")
     assert first.counts() == {"done": 7} and findings_of(first) == findings_of(always)
     assert transcribe_debtor_side(first, "compliant_reminder", AsrOptions(), engine) is False  # nothing left to do
+
+
+def _segments(*lines):
+    from monitor.speech.transcribe import Segment
+
+    return tuple(("collector", Segment(start, start + 2.0, text, -0.2, 0.01, 1.2)) for start, text in lines)
+
+
+def test_the_first_look_flags_a_suspected_line_whose_context_the_debtor_turns_may_hold(engine):
+    from monitor.models import Call
+    from monitor.runs import collector_first
+    from monitor.runs.pipeline import simplified
+    from monitor.speech.transcribe import merge_segments
+
+    decider = collector_first.Decider(engine)
+
+    def look(*lines):
+        segments = _segments(*lines)
+        call = Call(id="c", turns=simplified(merge_segments(list(segments))))
+        return decider.flagged(call, segments, ())
+
+    # "注意安全" is a threat only after talk of the debtor's home within four turns: the
+    # debtor's turns in between are unknown yet, so the line alone asks for them.
+    assert look((1.0, "您好，我是平台的客服"), (20.0, "没啥意思，提醒你注意安全嘛"))
+    assert look((1.0, "你这个垃圾"))
+    assert not look((1.0, "您好，这里是平台客服，提醒您本期账单三号到期"), (8.0, "您可以在APP里还款"))
+    # Half a second apart, the two collector segments join into one turn whose denial
+    # hides the threat; with a debtor turn between them (unknown yet) they stay apart and
+    # the second is a threat. Each segment is also looked at on its own.
+    joined = Call(id="c", turns=simplified(merge_segments(list(_segments((1.0, "我们不会"), (3.5, "上门找你家里人"))))))
+    assert len(joined.turns) == 1 and not engine.scan(joined).findings
+    assert look((1.0, "我们不会"), (3.5, "上门找你家里人"))
+
+
+def test_the_first_look_counts_tonight_s_earlier_calls_to_the_same_debtor():
+    from datetime import datetime, timedelta, timezone
+
+    from monitor.models import Call
+    from monitor.runs.collector_first import History
+
+    start = datetime(2026, 4, 8, 9, 0, tzinfo=timezone(timedelta(hours=8)))
+    calls = [Call(id=f"c{i}", turns=(), started_at=start + timedelta(hours=i), debtor_id="D1") for i in range(4)]
+    night = History(calls + [Call(id="other", turns=(), started_at=start, debtor_id="D2")])
+    assert [c.id for c in night.before(calls[3], [])] == ["c0", "c1", "c2"]
+    stored = [Call(id="c0", turns=(), started_at=start, debtor_id="D1")]
+    assert [c.id for c in night.before(calls[3], stored)] == ["c0", "c1", "c2"]  # not counted twice
