@@ -36,6 +36,7 @@ from dataclasses import dataclass, replace
 from typing import Iterable, Iterator
 
 from monitor.errors import MonitorError
+from monitor.models import Call
 from monitor.runs.pipeline import AsrOptions, Heard, decode, get_options_transcriber, transcribe_part
 
 # Environment variables that size the thread pools of the libraries under the engines
@@ -49,16 +50,14 @@ MAX_RESTARTS_PER_WORKER = 2
 
 @dataclass(frozen=True)
 class Transcribed:
-    """The outcome of one task: what was heard, or the reason there is none."""
+    """The outcome of one task: the call (and what was heard, for the halves of a stereo
+    call), or the reason there is none."""
 
     path: str
-    heard: Heard | None = None
+    call: Call | None = None
     error: str | None = None
     side: str = "both"
-
-    @property
-    def call(self):
-        return self.heard.call if self.heard is not None else None
+    heard: Heard | None = None
 
 
 def available_cores() -> int:
@@ -78,7 +77,8 @@ def transcribe_job(path: str, options: AsrOptions, side: str = "both", recording
     ``recording``: a future of the decoded recording (decoded ahead in a thread)."""
     try:
         decoded = recording.result() if recording is not None else None
-        return Transcribed(path, heard=transcribe_part(path, options, side, decoded), side=side)
+        heard = transcribe_part(path, options, side, decoded)
+        return Transcribed(path, call=heard.call, side=side, heard=heard)
     except MonitorError as error:
         return Transcribed(path, error=str(error), side=side)
     except Exception as error:  # a decoder or model crash on one file must not stop a batch

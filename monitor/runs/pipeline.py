@@ -21,7 +21,8 @@ demand). ``always`` transcribes both channels at once; ``never`` only the collec
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, replace
+from contextlib import contextmanager
+from dataclasses import dataclass, replace
 
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable, Iterable, Iterator
@@ -178,7 +179,7 @@ def transcribe_calls(
     first = "both" if policy == "always" else "collector"
     channel = getattr(getattr(executor, "options", None), "collector_channel", "left")
     waiting: dict[str, object] = {}  # collector halves waiting for their debtor half
-    with executor.session() as session:
+    with _session_of(executor) as session:
         for path in paths:
             session.submit(path, first)
         for outcome in session.results():
@@ -191,7 +192,7 @@ def transcribe_calls(
                 else:
                     yield CallOutcome(outcome.path, error=outcome.error)
                 continue
-            heard = outcome.heard
+            heard = outcome.heard or Heard(outcome.call)
             if heard.side == "both":
                 yield CallOutcome(outcome.path, heard.call, debtor_side=TRANSCRIBED if heard.stereo else None)
             elif heard.side == "collector":
@@ -204,6 +205,31 @@ def transcribe_calls(
                 half = waiting.pop(outcome.path)
                 call = replace(half.call, turns=simplified(collector_first.merge_halves(half.segments, heard.segments, channel)))
                 yield CallOutcome(outcome.path, call, debtor_side=TRANSCRIBED)
+
+
+@contextmanager
+def _session_of(executor):
+    """The executor's session; an executor that only has ``run(paths)`` gets both
+    channels of every path (nothing is skipped)."""
+    if hasattr(executor, "session"):
+        with executor.session() as session:
+            yield session
+    else:
+        yield _RunOnly(executor)
+
+
+class _RunOnly:
+    def __init__(self, executor):
+        self.executor = executor
+        self.queued: list[str] = []
+
+    def submit(self, path: str, side: str = "both", urgent: bool = False) -> None:
+        self.queued.append(path)
+
+    def results(self):
+        while self.queued:
+            paths, self.queued = self.queued, []
+            yield from self.executor.run(paths)
 
 
 def analyse_files(paths: Iterable[str | os.PathLike[str]], engine: Engine, executor,
@@ -304,7 +330,7 @@ def complete_debtor_sides(store: "Store", engine: Engine, executor, call_ids: li
     rows = {call_id: store.call_row(call_id) for call_id in call_ids}
     by_path = {row["source"]: call_id for call_id, row in rows.items() if row and row["source"]}
     errors = {call_id: "recording path unknown" for call_id, row in rows.items() if not (row and row["source"])}
-    with executor.session() as session:
+    with _session_of(executor) as session:
         for path in by_path:
             session.submit(path, "both", urgent=True)
         for outcome in session.results():
@@ -313,7 +339,7 @@ def complete_debtor_sides(store: "Store", engine: Engine, executor, call_ids: li
                 errors[call_id] = outcome.error
                 continue
             try:
-                store.replace_turns(call_id, outcome.heard.call, debtor_side=TRANSCRIBED)
+                store.replace_turns(call_id, outcome.call, debtor_side=TRANSCRIBED)
             except MonitorError as error:
                 errors[call_id] = str(error)
     return errors

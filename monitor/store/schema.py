@@ -114,8 +114,10 @@ def debtor_side(db: sqlite_utils.Database) -> None:
     transcribed`` (the batch heard only the collector; filled in on demand), or NULL
     (mono, or stored before this column: both sides); and which channel is the
     collector's, so the other can be found again later."""
-    db["calls"].add_column("debtor_side", str)
-    db["calls"].add_column("collector_channel", str)
+    present = db["calls"].columns_dict
+    for column in ("debtor_side", "collector_channel"):
+        if column not in present:  # a legacy database marked by user_version may have it
+            db["calls"].add_column(column, str)
 
 
 def migrate(db: sqlite_utils.Database) -> None:
