@@ -295,3 +295,46 @@ def test_the_first_look_counts_tonight_s_earlier_calls_to_the_same_debtor():
     assert [c.id for c in night.before(calls[3], [])] == ["c0", "c1", "c2"]
     stored = [Call(id="c0", turns=(), started_at=start, debtor_id="D1")]
     assert [c.id for c in night.before(calls[3], stored)] == ["c0", "c1", "c2"]  # not counted twice
+
+
+@pytest.mark.slow
+def test_opening_a_call_or_asking_for_its_evidence_fills_in_a_skipped_debtor_side(tmp_path, engine):
+    import zipfile
+
+    from werkzeug.security import generate_password_hash
+
+    from monitor.web import create_app
+
+    copy_samples(tmp_path / "night", ["abuse_threat", "cash_personal_account"])
+    db = tmp_path / "m.db"
+    store = Store(db)
+    batch(tmp_path / "night", store, engine, debtor_side="never")
+    assert store.calls_missing_debtor_side(flagged_only=True) == ["abuse_threat", "cash_personal_account"]
+
+    # The web app: the call page starts the transcription and says so.
+    store.add_user("rita", generate_password_hash("pw", method="pbkdf2:sha256:1000"), "reviewer")
+    app = create_app({"TESTING": True, "WTF_CSRF_ENABLED": False, "DATABASE": str(db), "ENGINE": engine,
+                      "INSTANCE_PATH": str(tmp_path / "instance"), "RECORDINGS_ROOT": str(tmp_path)})
+    client = app.test_client()
+    assert client.post("/login", data={"username": "rita", "password": "pw"}).status_code == 302
+    page = client.get("/calls/abuse_threat")
+    assert page.status_code == 200 and "对方声道转写中" in page.text
+    deadline = time.monotonic() + 300
+    while store.debtor_side("abuse_threat") != "transcribed":
+        assert time.monotonic() < deadline, "the debtor side was not transcribed"
+        time.sleep(0.5)
+    debtor_lines = [t.text for t in store.call("abuse_threat").turns if t.speaker == "debtor"]
+    page = client.get("/calls/abuse_threat")
+    assert debtor_lines and "对方声道转写中" not in page.text and debtor_lines[0] in page.text
+    assert store.counts() == {"done": 2} and store.findings("abuse_threat")
+
+    # A document asked for from the CLI: both sides are in it.
+    finding = store.findings("cash_personal_account")[0]
+    store.review(finding.id, "confirmed", "rita")
+    done = subprocess.run([*MONITOR, "evidence", "cash_personal_account", "--db", str(db), "-o", str(tmp_path / "e.zip")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert store.debtor_side("cash_personal_account") == "transcribed"
+    with zipfile.ZipFile(tmp_path / "e.zip") as package:
+        transcript = package.read("transcript/transcript.txt").decode("utf-8")
+    assert "债务人" in transcript and "催收员" in transcript
