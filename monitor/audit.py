@@ -31,6 +31,7 @@ class Action(str, Enum):
     AUDIO_PLAYED = ("call.audio", "播放录音")
     AUDIO_DOWNLOADED = ("call.audio_download", "下载录音")
     CALL_ASSIGNED = ("call.assign", "分配审核人")
+    DEBTOR_SIDE_TRANSCRIBED = ("call.debtor_side", "补转写对方（债务人）声道")
     # decisions
     FINDING_CONFIRMED = ("finding.confirmed", "审核：确认违规")
     FINDING_DISMISSED = ("finding.dismissed", "审核：驳回")

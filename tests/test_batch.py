@@ -335,6 +335,10 @@ def test_opening_a_call_or_asking_for_its_evidence_fills_in_a_skipped_debtor_sid
                           capture_output=True, text=True, timeout=600, cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
     assert store.debtor_side("cash_personal_account") == "transcribed"
+    # The reviewer's decision follows the finding to its new turn index.
+    same = [f for f in store.findings("cash_personal_account")
+            if (f.finding.rule, f.finding.evidence, f.finding.start) == (finding.finding.rule, finding.finding.evidence, finding.finding.start)]
+    assert [f.decision for f in same] == ["confirmed"]
     with zipfile.ZipFile(tmp_path / "e.zip") as package:
         transcript = package.read("transcript/transcript.txt").decode("utf-8")
     assert "债务人" in transcript and "催收员" in transcript

@@ -64,6 +64,7 @@ def transcribe_debtor_side(store: "Store", call_id: str, options: AsrOptions = A
             engine = load_engine(settings.get("rules_dir") or None)
         call = store.call(call_id)
         store.save_findings(call_id, engine.scan(call, store.earlier_calls(call)), engine.pack.version)
+        store.carry_reviews(call_id)
         return True
     finally:
         with _running_lock:

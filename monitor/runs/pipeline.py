@@ -304,6 +304,8 @@ def analyse_and_store(
             before = _category_counts(store, late)
             complete_debtor_sides(store, engine, executor, late)
             scan_stored(store, engine, ("transcribed",))
+            for call_id in late:
+                store.carry_reviews(call_id)
             counts = dict(scanned[1])
             for category, n in before.items():
                 counts[category] -= n

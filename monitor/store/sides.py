@@ -3,6 +3,7 @@ debtor's turns in once they are transcribed."""
 
 from __future__ import annotations
 
+from monitor.audit import Action
 from monitor.models import Call
 from monitor.store.database import Database, StoreError, now
 
@@ -58,3 +59,28 @@ class SideRecords(Database):
                 for i, t in enumerate(call.turns)
             )
             self.db["calls"].update(call_id, {"status": "transcribed", "debtor_side": debtor_side, "updated_at": now()})
+            self._audit("system", Action.DEBTOR_SIDE_TRANSCRIBED, call_id, {"turns": len(call.turns)})
+
+    def carry_reviews(self, call_id: str) -> int:
+        """After the debtor's turns were put in, a collector turn has a new index and so
+        its finding a new id: a reviewer's decisions on the old finding (now inactive)
+        move along to the new one when it is the same words at the same time, by the
+        same rule. Returns how many decisions were carried; the old rows stay."""
+        carried = 0
+        with self._write():
+            pairs = self.db.execute(
+                "SELECT old.id, new.id FROM findings old JOIN findings new ON new.call_id = old.call_id"
+                " AND new.rule = old.rule AND new.evidence = old.evidence AND new.start IS old.start"
+                " AND new.\"end\" IS old.\"end\" AND new.id != old.id"
+                " WHERE old.call_id = ? AND old.active = 0 AND new.active = 1",
+                [call_id],
+            ).fetchall()
+            for old_id, new_id in pairs:
+                if self.db.execute("SELECT 1 FROM reviews WHERE finding_id = ?", [new_id]).fetchone():
+                    continue  # already decided on, or carried before
+                for review in self.db.query("SELECT * FROM reviews WHERE finding_id = ? ORDER BY id", [old_id]):
+                    self.db["reviews"].insert({**{k: v for k, v in review.items() if k != "id"}, "finding_id": new_id})
+                    carried += 1
+                    self._audit("system", Action(f"finding.{review['decision']}"), new_id,
+                                {"note": review["note"], "carried_from": old_id, "reviewer": review["reviewer"]})
+        return carried
