@@ -44,6 +44,19 @@ def batch(source: Path, store: Store, engine, executor=None, **kwargs):
     return run_batch(source, store, engine, executor, ZONE, log=lambda line: None, **kwargs)
 
 
+def _children(pid: int) -> list[int]:
+    """Processes whose parent is ``pid`` (Linux /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
 def stored(store: Store) -> list[tuple[str, str]]:
     return sorted(store.db.execute("SELECT sha256, status FROM calls").fetchall())
 
@@ -98,8 +111,14 @@ def test_a_run_killed_with_sigkill_resumes_without_duplicates(tmp_path):
         for line in process.stderr:  # plain progress lines: "[k/n] ok: path"
             if line.startswith("[2/"):
                 break
+        workers = _children(process.pid)
         process.send_signal(signal.SIGKILL)
         process.wait(timeout=60)
+    # The pool's workers notice their coordinator is gone and stop (after the call each is on).
+    deadline = time.monotonic() + 180
+    while any(Path(f"/proc/{pid}").exists() for pid in workers):
+        assert time.monotonic() < deadline, f"worker processes left behind: {workers}"
+        time.sleep(0.5)
     partial = Store(db).counts()
     assert 1 <= sum(partial.values()) < len(names), partial
     done = subprocess.run([*MONITOR, "batch", str(night), "--db", str(db)], capture_output=True, text=True, timeout=900, cwd=tmp_path)

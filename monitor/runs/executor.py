@@ -42,8 +42,9 @@ from monitor.runs.pipeline import AsrOptions, Heard, decode, get_options_transcr
 # Environment variables that size the thread pools of the libraries under the engines
 # (CTranslate2 and PyTorch use OpenMP; numpy's BLAS has its own).
 THREAD_ENV = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
-# How often an idle worker looks at the priority queue, and the coordinator at its workers.
-POLL_SECONDS = 0.1
+# How often an idle worker looks at the priority queue and whether its coordinator is
+# still there (a coordinator killed with SIGKILL must not leave workers behind).
+POLL_SECONDS = 0.25
 # A pool gives up after this many unexpected worker deaths (a model that crashes on load).
 MAX_RESTARTS_PER_WORKER = 2
 
@@ -152,6 +153,7 @@ def _worker_main(number: int, options: AsrOptions, tasks, urgent, results) -> No
         results.put(("fatal", number, f"{type(error).__name__}: {error}"))
         return
     decoder = ThreadPoolExecutor(1, thread_name_prefix="decode")
+    coordinator = os.getppid()
 
     def take(block: bool):
         """The next task (priority queue first), or None when none is there (block:
@@ -168,8 +170,10 @@ def _worker_main(number: int, options: AsrOptions, tasks, urgent, results) -> No
                 return task, decoder.submit(decode, task[0], options)
             if not block:
                 return None
+            if os.getppid() != coordinator:
+                return "stop"  # the coordinator is gone: nobody will read the results
             try:
-                task = urgent.get(timeout=POLL_SECONDS)
+                task = tasks.get(timeout=POLL_SECONDS)
             except queue_module.Empty:
                 continue
             if task is None:
@@ -194,6 +198,8 @@ def _worker_main(number: int, options: AsrOptions, tasks, urgent, results) -> No
         outcome = transcribe_job(path, options, side, recording)
         results.put(("done", number, outcome, _peak_rss_mb()))
     decoder.shutdown(wait=False)
+    # Results nobody reads (a coordinator gone) must not keep this process alive.
+    results.cancel_join_thread()
 
 
 class LocalExecutor:
@@ -301,6 +307,14 @@ class _PoolSession:
             self._start(number)
 
     def close(self) -> None:
+        # Tasks nobody will read the results of are dropped; each worker finishes the
+        # one it is on (at most the task it took ahead too) and stops.
+        for channel in (self.tasks, self.urgent):
+            try:
+                while True:
+                    channel.get_nowait()
+            except (queue_module.Empty, OSError, ValueError):
+                pass
         for _ in self.processes:
             self.tasks.put(None)
         for process in self.processes.values():
