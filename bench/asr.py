@@ -3,6 +3,7 @@
     python bench/asr.py                 # all three configurations, each engine's default beam
     python bench/asr.py --beam-size 1   # greedy decoding, for comparison
     python bench/asr.py --threads 1
+    python bench/asr.py --device cuda   # faster-whisper float16, batched pipeline, on a GPU
 
 Each configuration (faster-whisper int8, faster-whisper float32, openai-whisper
 float32; all with the packaged Whisper base model) runs in its own subprocess, so the
@@ -47,6 +48,9 @@ def main() -> int:
     parser.add_argument("--audio-dir", type=Path, default=REPO / "sample_audio")
     parser.add_argument("--threads", type=int, default=os.cpu_count() or 1)
     parser.add_argument("--beam-size", type=int, default=None, help="default: each engine's own default")
+    parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
+                        help="cuda: faster-whisper float16 with its batched pipeline (--batch-size)")
+    parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "COMPUTE_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -55,7 +59,7 @@ def main() -> int:
         print(f"no .wav files in {args.audio_dir}", file=sys.stderr)
         return 1
     if args.child:
-        print(json.dumps(run_child(*args.child, files, args.threads, args.beam_size)))
+        print(json.dumps(run_child(*args.child, files, args.threads, args.beam_size, args.device, args.batch_size)))
         return 0
 
     beam = args.beam_size  # None: each engine's default (greedy for int8, else 5)
@@ -68,8 +72,10 @@ def main() -> int:
     print()
     print(f"{'engine':<16}{'compute':<9}{'audio s':>8}{'wall s':>8}{'speed':>18}{'peak RSS':>10}{'load s':>8}{'CER':>7}")
     results = {}
-    for engine, compute_type in CONFIGS:
+    configs = (("faster-whisper", "float16"),) if args.device == "cuda" else CONFIGS
+    for engine, compute_type in configs:
         command = [sys.executable, __file__, "--audio-dir", str(args.audio_dir), "--threads", str(args.threads),
+                   "--device", args.device, "--batch-size", str(args.batch_size),
                    *(["--beam-size", str(beam)] if beam else []), "--child", engine, compute_type]
         done = subprocess.run(command, capture_output=True, text=True)
         if done.returncode != 0:
@@ -90,17 +96,19 @@ def main() -> int:
             if fast:
                 ratio = reference["wall_seconds"] / fast["wall_seconds"]
                 print(f"faster-whisper {compute_type} is {ratio:.1f}× as fast as openai-whisper float32")
-    return 0 if len(results) == len(CONFIGS) else 1
+    return 0 if len(results) == len(configs) else 1
 
 
-def run_child(engine: str, compute_type: str, files: list[Path], threads: int, beam_size: int | None) -> dict:
+def run_child(engine: str, compute_type: str, files: list[Path], threads: int, beam_size: int | None,
+              device: str = "cpu", batch_size: int = 8) -> dict:
     from monitor.speech import transcribe
     from monitor.speech.audio import load_recording
 
     started = time.perf_counter()
     if engine == "faster-whisper":
+        on_gpu = {"device": device, "batch_size": batch_size} if device == "cuda" else {}
         transcriber = transcribe.FasterWhisperTranscriber(compute_type=compute_type, cpu_threads=threads,
-                                                         beam_size=beam_size)
+                                                         beam_size=beam_size, **on_gpu)
     else:
         transcriber = transcribe.OpenAIWhisperTranscriber(cpu_threads=threads, beam_size=beam_size or transcribe.BEAM_SIZE)
     load_seconds = time.perf_counter() - started

@@ -40,6 +40,7 @@ class Action(str, Enum):
     TRANSCRIPTS_SEARCHED = ("transcripts.search", "检索转写文本")
     QUEUE_EXPORTED = ("queue.export", "导出所选通话 (CSV)")
     SECOND_LOOK_REQUESTED = ("finding.second_look", "送交复核")
+    DEBTOR_SIDE_TRANSCRIBED = ("call.debtor_side", "补转写对方（债务人）声道")
     # decisions
     FINDING_CONFIRMED = ("finding.confirmed", "审核：确认违规")
     FINDING_DISMISSED = ("finding.dismissed", "审核：驳回")

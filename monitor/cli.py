@@ -84,10 +84,24 @@ def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
     sys.exit(1 if errors else 0)
 
 
-def _asr_options(asr_engine, model, compute_type, collector_channel):
+def _asr_options(asr_engine, model, compute_type, collector_channel, device="cpu", batch_size=8, debtor_side="always"):
     from monitor.runs.pipeline import AsrOptions
 
-    return AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel)
+    return AsrOptions(engine=asr_engine, model=model, compute_type=compute_type, collector_channel=collector_channel,
+                      device=device, batch_size=batch_size, debtor_side=debtor_side)
+
+
+DEBTOR_SIDES = ["always", "when-flagged", "never"]
+
+
+def debtor_side_flag(default: str | None):
+    """--debtor-side: the batch's default is the debtor_side setting; uploads and analyze use always."""
+    return click.option(
+        "--debtor-side", type=click.Choice(DEBTOR_SIDES), default=default or (lambda: settings.get("debtor_side")),
+        show_default=default or "debtor_side setting (when-flagged)",
+        help="Transcribe a stereo call's debtor channel always, only when the collector's may hold a finding "
+             "(the rest on demand), or never.",
+    )
 
 
 def asr_option_flags(func):
@@ -98,6 +112,11 @@ def asr_option_flags(func):
         click.option("--compute-type", help="faster-whisper compute type (default int8; float32, int8_float32 …)."),
         click.option("--collector-channel", type=click.Choice(["left", "right"]), default="left", show_default=True,
                      help="Which stereo channel is the collector."),
+        click.option("--device", type=click.Choice(["auto", "cpu", "cuda"]), default=lambda: settings.get("device"),
+                     show_default="device setting (auto)",
+                     help="Where speech recognition runs; auto takes a CUDA GPU when CTranslate2 sees one."),
+        click.option("--batch-size", type=click.IntRange(1), default=lambda: int(settings.get("batch_size")),
+                     show_default="batch_size setting (8)", help="Windows decoded at once on a GPU."),
     )):
         func = decorator(func)
     return func
@@ -129,8 +148,10 @@ def _print_result(result) -> None:
 @click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a readable transcript.")
 @asr_option_flags
+@debtor_side_flag("always")
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, rules_dir) -> None:
+def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side,
+            rules_dir) -> None:
     """Transcribe recordings and run the rules over them.
 
     A file that cannot be analysed (not audio, empty, truncated) is reported with its
@@ -144,9 +165,9 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
         engine = load_engine(rules_dir)
     except RuleError as error:
         _fail_rules(error)
-    options = _asr_options(asr_engine, model, compute_type, collector_channel)
+    options = _asr_options(asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side)
     failed = 0
-    for outcome in analyse_files(files, engine, InlineExecutor(options)):
+    for outcome in analyse_files(files, engine, InlineExecutor(options), debtor_side=debtor_side):
         if outcome.error is not None:
             failed += 1
             click.echo(f"error: {outcome.error}", err=True)
@@ -159,6 +180,7 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
                 "file": outcome.path,
                 "sha256": result.call.sha256,
                 "duration": round(result.call.duration, 3),
+                **({"debtor_side": outcome.debtor_side} if outcome.debtor_side == "not transcribed" else {}),
                 "turns": [
                     {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence}
                     for t in result.call.turns
@@ -200,8 +222,10 @@ def _open_store(db):
 @click.option("--retry-failed", is_flag=True, help="Try again the recordings an earlier run stored as failed.")
 @click.option("--learn", "then_learn", is_flag=True, help="Afterwards retrain the risk model from reviewers' decisions (monitor learn).")
 @asr_option_flags
+@debtor_side_flag(None)
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def batch(source, db, workers, scheduler, since, retry_failed, then_learn, asr_engine, model, compute_type, collector_channel, rules_dir):
+def batch(source, db, workers, scheduler, since, retry_failed, then_learn, asr_engine, model, compute_type, collector_channel,
+          device, batch_size, debtor_side, rules_dir):
     """Analyse every recording of SOURCE (a folder tree, or a .csv/.jsonl manifest) into
     the database. Safe to run again: stored recordings are skipped; a run that was killed
     resumes. Exit status 1 when a recording failed."""
@@ -214,11 +238,13 @@ def batch(source, db, workers, scheduler, since, retry_failed, then_learn, asr_e
         _fail_rules(error)
     _risk_model()
     store = _open_store(db)
-    executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel))
+    executor = make_executor(workers, scheduler, _asr_options(asr_engine, model, compute_type, collector_channel,
+                                                              device, batch_size))
     report = run_batch(
         Path(source), store, engine, executor, ZoneInfo(settings.get("timezone")),
         since=since.date() if since else None, filename_pattern=settings.get("filename_pattern") or None,
         retry_failed=retry_failed, progress=_progress, log=lambda line: click.echo(line, err=True),
+        debtor_side=debtor_side,
     )
     click.echo(report.summary())
     if then_learn:
@@ -303,6 +329,7 @@ def report(call_id, db, kind, fmt, output, complainant, lender, corrections, pre
     from monitor.documents.reports import ReportError, complaint_context, incident_context, render
 
     store = _open_store(db)
+    _complete_debtor_side(store, call_id)
     try:
         if kind == "complaint":
             context = complaint_context(store, call_id, _read_json(complainant), _read_json(lender), _read_json(corrections))
@@ -332,8 +359,10 @@ def evidence(call_id, db, kind, output, complainant, lender, corrections):
 
     if kind == "incident" and (complainant or lender or corrections):
         raise click.UsageError("--complainant, --lender and --corrections are for --kind complaint")
+    store = _open_store(db)
+    _complete_debtor_side(store, call_id)
     try:
-        path = build_evidence_package(_open_store(db), call_id, output, kind=kind, actor="cli",
+        path = build_evidence_package(store, call_id, output, kind=kind, actor="cli",
                                       complainant=_read_json(complainant), lender=_read_json(lender),
                                       corrections=_read_json(corrections))
     except (EvidenceError, ReportError) as error:
@@ -368,6 +397,15 @@ def evidence_verify(package, key):
     click.echo(f"{package}: signature and every hash verified")
 
 
+def _complete_debtor_side(store, call_id: str) -> None:
+    """A document holds both sides: a debtor side the batch skipped is transcribed first."""
+    from monitor.runs.debtor_side import needs_debtor_side, transcribe_debtor_side
+
+    if store.call_row(call_id) is not None and needs_debtor_side(store, call_id):
+        click.echo(f"transcribing the debtor side of {call_id} first …", err=True)
+        transcribe_debtor_side(store, call_id, _asr_options("faster-whisper", None, None, "left", settings.get("device")))
+
+
 def _read_json(path: str | None) -> dict | None:
     if not path:
         return None
@@ -387,8 +425,10 @@ def _read_json(path: str | None) -> dict | None:
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local transcription workers for uploads.")
 @click.option("--scheduler", help="Dask scheduler address: transcribe uploads on that cluster.")
 @asr_option_flags
+@debtor_side_flag("always")
 @click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
-def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, collector_channel, rules_dir):
+def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, collector_channel, device, batch_size,
+          debtor_side, rules_dir):
     """Serve the review app and the debtor portal with waitress."""
     from .web import serve as run_server
 
@@ -400,7 +440,8 @@ def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, c
     # run once per start.
     _risk_model()  # so does a bad risk-model file, named
     run_server(host, port, db, rules_dir=rules_dir, workers=workers, scheduler=scheduler,
-               options=_asr_options(asr_engine, model, compute_type, collector_channel), config={"ENGINE": engine})
+               options=_asr_options(asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side),
+               config={"ENGINE": engine})
 
 
 @main.group()

@@ -34,6 +34,12 @@ SETTINGS = (
     Setting("timezone", "MONITOR_TIMEZONE", "Asia/Shanghai", "Time zone of call start times given without a UTC offset."),
     Setting("redact_pii", "MONITOR_REDACT_PII", "1",
             "1: mask ID, bank-card and mobile numbers spoken in calls in exports and documents; 0 keeps them (administrators)."),
+    Setting("debtor_side", "MONITOR_DEBTOR_SIDE", "when-flagged",
+            "Batch: transcribe a stereo call's debtor channel always, when-flagged (only when the collector's may hold "
+            "a finding; otherwise on demand) or never. Uploads, debtor submissions and analyze use always."),
+    Setting("device", "MONITOR_DEVICE", "auto",
+            "Where speech recognition runs: auto (CUDA when CTranslate2 sees a GPU, else the CPU), cpu or cuda."),
+    Setting("batch_size", "MONITOR_BATCH_SIZE", "8", "Windows faster-whisper decodes at once on a GPU (its batched pipeline)."),
 )
 
 _BY_NAME = {s.name: s for s in SETTINGS}

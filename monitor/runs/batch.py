@@ -6,7 +6,9 @@
    transcribes nothing, and a run killed half-way (even with SIGKILL) resumes where it
    stopped, because each transcript is committed on its own.
 3. Transcribe the rest on the executor (local processes or a Dask cluster); store each
-   transcript, or the reason it failed, as it arrives.
+   transcript, or the reason it failed, as it arrives. With ``debtor_side``
+   ``when-flagged`` (the batch's default) a stereo call's debtor channel is transcribed
+   only when its collector channel may hold a finding (see ``collector_first``).
 4. Run the rules over every stored call still waiting for them, in start-time order, so
    the frequency rule counts calls from this night and from earlier nights alike.
 """
@@ -23,6 +25,7 @@ from pathlib import Path
 from typing import Callable, Iterator
 from zoneinfo import ZoneInfo
 
+from monitor import settings
 from monitor.detection.engine import Engine
 from monitor.errors import InputError, MonitorError
 from monitor.hashing import file_sha256
@@ -53,12 +56,20 @@ class BatchReport:
     scanned: int = 0
     findings_by_category: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    debtor_side: str = "always"
+    debtor_side_skipped: int = 0  # stereo calls stored with the debtor side not transcribed
+    device_note: str = ""  # where the speech model ran, when it was not simply the CPU asked for
 
     def summary(self) -> str:
         lines = [
             f"recordings found: {self.discovered}; already stored: {self.skipped}; "
             f"transcribed now: {self.transcribed}; failed: {len(self.failed)}; calls scanned: {self.scanned}",
         ]
+        if self.debtor_side != "always" and self.transcribed:
+            lines.append(f"debtor side ({self.debtor_side}): not transcribed for {self.debtor_side_skipped} of "
+                         f"{self.transcribed} call(s), done when a call is opened or a document asked for")
+        if self.device_note:
+            lines.append(self.device_note)
         if self.findings_by_category:
             lines.append("findings: " + ", ".join(f"{k} {v}" for k, v in sorted(self.findings_by_category.items())))
         for path, reason in self.failed:
@@ -133,9 +144,12 @@ def run_batch(
     retry_failed: bool = False,
     progress: Callable[[Iterator, int], Iterator] | None = None,
     log: Callable[[str], None] = lambda line: print(line, file=sys.stderr),
+    debtor_side: str | None = None,
 ) -> BatchReport:
+    """``debtor_side``: always | when-flagged | never (default: the debtor_side setting)."""
     started = time.monotonic()
-    report = BatchReport()
+    policy = debtor_side or settings.get("debtor_side")
+    report = BatchReport(debtor_side=policy, device_note=getattr(executor, "device_note", ""))
     jobs, problems = discover(source, zone, filename_pattern)
     for where, reason in problems:
         log(f"warning: {reason}" if where in reason else f"warning: {where}: {reason}")
@@ -162,16 +176,21 @@ def run_batch(
             continue
         by_path[job.path] = Job(job.path, job.metadata, job.extra, digest)
 
+    stored_ids: list[str] = []
+
     def stored(job: Job, call_id: str, error: str | None) -> None:
         if error is None:
             report.transcribed += 1
+            stored_ids.append(call_id)
         else:
             report.failed.append((job.path, error))
 
     jobs_to_run = list(by_path.values())
     report.scanned, report.findings_by_category = analyse_and_store(
-        store, engine, executor, jobs_to_run, origin="batch", on_stored=stored, progress=progress
+        store, engine, executor, jobs_to_run, origin="batch", on_stored=stored, progress=progress, debtor_side=policy
     )
+    if policy != "always":
+        report.debtor_side_skipped = len(store.calls_missing_debtor_side(stored_ids))
     report.seconds = time.monotonic() - started
     return report
 

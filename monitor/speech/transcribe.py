@@ -31,6 +31,12 @@ from monitor.models import Turn
 LANGUAGE = "zh"
 ENGINES = ("faster-whisper", "openai-whisper")
 DEFAULT_COMPUTE_TYPE = {"faster-whisper": "int8", "openai-whisper": "float32"}
+DEVICES = ("auto", "cpu", "cuda")
+# On a GPU half precision is what CTranslate2 is fastest at, with Whisper's accuracy.
+CUDA_COMPUTE_TYPE = "float16"
+# faster-whisper's batched pipeline decodes this many 30-second windows at once on a GPU
+# (on the CPU it measured no faster, so the CPU keeps the sequential decoder).
+DEFAULT_BATCH_SIZE = 8
 
 # Beam search (5) against greedy (1), base model on sample_audio (bench/asr.py): the
 # character error rate fell from 0.12 to 0.10 (faster-whisper float32) and from 0.13
@@ -177,11 +183,15 @@ class FasterWhisperTranscriber:
         cpu_threads: int | None = None,
         beam_size: int | None = None,
         condition_on_previous_text: bool = False,
+        device: str = "cpu",
+        batch_size: int = DEFAULT_BATCH_SIZE,
     ):
         from monitor.speech import model as asr_model
 
         location = str(asr_model.packaged_model_dir() if model is None else model)
-        self.name = f"faster-whisper:{'packaged-base' if model is None else model}:{compute_type}"
+        self.name = f"faster-whisper:{'packaged-base' if model is None else model}:{compute_type}:{device}"
+        self.device = device
+        self.batch_size = batch_size
         # int8 with greedy decoding measured the same character error rate as beam 5
         # on sample_audio (0.111 / 0.110) at 1.6× the speed; float32 gains from beam 5.
         if beam_size is None:
@@ -191,35 +201,37 @@ class FasterWhisperTranscriber:
         # start a loop of repeated or invented text on the next window.
         self.condition_on_previous_text = condition_on_previous_text
         try:
-            from faster_whisper import WhisperModel
+            from faster_whisper import BatchedInferencePipeline, WhisperModel
 
             self._model = WhisperModel(
                 location,
-                device="cpu",
+                device=device,
                 compute_type=compute_type,
-                cpu_threads=cpu_threads or os.cpu_count() or 1,
+                # On a GPU the CPU threads only feed it: one is enough, and leaves the
+                # other cores to the other workers sharing the device.
+                cpu_threads=1 if device == "cuda" else (cpu_threads or os.cpu_count() or 1),
                 local_files_only=True,
             )
+            self._batched = BatchedInferencePipeline(self._model) if device == "cuda" else None
         except Exception as exc:  # any failure inside the library is a load failure
-            raise TranscriptionError(f"could not load faster-whisper model {location!r}: {exc}") from exc
+            raise TranscriptionError(f"could not load faster-whisper model {location!r} on {device}: {exc}") from exc
 
     def transcribe(self, samples: np.ndarray) -> list[Segment]:
         samples = _as_mono_float32(samples)
         if is_silent(samples):
             return []
+        # Word times are what keep turns apart: the VAD joins the speech of one channel
+        # into a single window, so one Whisper segment can run across the other
+        # speaker's turn; its words still carry their real times.
+        common = dict(language=LANGUAGE, task="transcribe", beam_size=self.beam_size, vad_filter=True,
+                      word_timestamps=True)
         try:
-            raw, _info = self._model.transcribe(
-                samples,
-                language=LANGUAGE,
-                task="transcribe",
-                beam_size=self.beam_size,
-                vad_filter=True,
-                condition_on_previous_text=self.condition_on_previous_text,
-                # Word times are what keep turns apart: the VAD joins the speech of one
-                # channel into a single window, so one Whisper segment can run across
-                # the other speaker's turn; its words still carry their real times.
-                word_timestamps=True,
-            )
+            if self._batched is not None:
+                raw, _info = self._batched.transcribe(samples, batch_size=self.batch_size, **common)
+            else:
+                raw, _info = self._model.transcribe(
+                    samples, condition_on_previous_text=self.condition_on_previous_text, **common
+                )
             segments = [piece for s in raw for piece in _split_at_pauses(s)]  # decoding happens here
         except Exception as exc:
             raise TranscriptionError(f"faster-whisper failed: {exc}") from exc
@@ -376,13 +388,63 @@ _transcribers: dict[tuple, Transcriber] = {}
 _transcribers_lock = threading.Lock()
 
 
+def cuda_device_count() -> int:
+    """CUDA devices CTranslate2 can use here (0 without a GPU, a CUDA build or a driver)."""
+    try:
+        import ctranslate2
+
+        return int(ctranslate2.get_cuda_device_count())
+    except Exception:  # no CUDA runtime: the library says so by raising on some builds
+        return 0
+
+
+@dataclass(frozen=True)
+class DeviceChoice:
+    """Where an engine runs, and why (``note`` is shown in a batch summary)."""
+
+    device: str  # cpu | cuda
+    requested: str
+    note: str = ""
+
+
+def choose_device(requested: str, engine: str = "faster-whisper", cuda_devices: int | None = None) -> DeviceChoice:
+    """Resolve the ``device`` setting: ``auto`` takes CUDA when CTranslate2 sees a device
+    and otherwise the CPU (saying so); ``cuda`` without a device is an error that names
+    the setting. openai-whisper always runs on the CPU here."""
+    if requested not in DEVICES:
+        raise TranscriptionError(f"unknown device {requested!r} (setting device / --device); choose one of {', '.join(DEVICES)}")
+    if requested == "cpu":
+        return DeviceChoice("cpu", requested)
+    if engine != "faster-whisper":
+        if requested == "cuda":
+            raise TranscriptionError(f"device=cuda (setting device / MONITOR_DEVICE / --device): only the faster-whisper "
+                                     f"engine runs on a GPU here, not {engine}; use --device cpu or --engine faster-whisper")
+        return DeviceChoice("cpu", requested, f"device auto: {engine} runs on the CPU")
+    count = cuda_device_count() if cuda_devices is None else cuda_devices
+    if count > 0:
+        return DeviceChoice("cuda", requested, f"device {requested}: CUDA ({count} device{'s' if count > 1 else ''})")
+    if requested == "cuda":
+        raise TranscriptionError("device=cuda (setting device / MONITOR_DEVICE / --device) but CTranslate2 sees no CUDA "
+                                 "device on this machine; use --device cpu, or auto to fall back to the CPU")
+    return DeviceChoice("cpu", requested, "device auto: no CUDA device found, running on the CPU")
+
+
+def default_compute_type(engine: str, device: str = "cpu") -> str:
+    if engine == "faster-whisper" and device == "cuda":
+        return CUDA_COMPUTE_TYPE
+    return DEFAULT_COMPUTE_TYPE[engine]
+
+
 def get_transcriber(
     engine: str = "faster-whisper",
     model: str | os.PathLike[str] | None = None,
     compute_type: str | None = None,
     cpu_threads: int | None = None,
+    device: str = "cpu",
+    batch_size: int = DEFAULT_BATCH_SIZE,
 ) -> Transcriber:
-    """One shared transcriber per (engine, model, compute type, threads) in this process.
+    """One shared transcriber per (engine, model, compute type, threads, device) in this
+    process. ``device`` is ``cpu`` or ``cuda`` (resolve ``auto`` with ``choose_device``).
 
     Loading a model takes seconds and hundreds of megabytes, so a batch and the web
     app's uploads share one instance. Thread-safe: two threads asking for the same
@@ -390,14 +452,19 @@ def get_transcriber(
     """
     if engine not in ENGINES:
         raise TranscriptionError(f"unknown speech engine {engine!r}; choose one of {', '.join(ENGINES)}")
-    compute_type = compute_type or DEFAULT_COMPUTE_TYPE[engine]
-    if engine == "openai-whisper" and compute_type != "float32":
-        raise TranscriptionError(f"openai-whisper runs float32 on the CPU, not {compute_type}")
-    key = (engine, None if model is None else str(model), compute_type, cpu_threads)
+    if device == "auto":
+        device = choose_device(device, engine).device
+    if device not in ("cpu", "cuda"):
+        raise TranscriptionError(f"unknown device {device!r} (setting device / --device); choose one of {', '.join(DEVICES)}")
+    compute_type = compute_type or default_compute_type(engine, device)
+    if engine == "openai-whisper" and (compute_type != "float32" or device != "cpu"):
+        raise TranscriptionError(f"openai-whisper runs float32 on the CPU, not {compute_type} on {device}")
+    key = (engine, None if model is None else str(model), compute_type, cpu_threads, device, batch_size)
     with _transcribers_lock:
         if key not in _transcribers:
             if engine == "faster-whisper":
-                _transcribers[key] = FasterWhisperTranscriber(model, compute_type=compute_type, cpu_threads=cpu_threads)
+                on_gpu = {} if device == "cpu" else {"device": device, "batch_size": batch_size}
+                _transcribers[key] = FasterWhisperTranscriber(model, compute_type=compute_type, cpu_threads=cpu_threads, **on_gpu)
             else:
                 _transcribers[key] = OpenAIWhisperTranscriber(model, cpu_threads=cpu_threads)
         return _transcribers[key]

@@ -10,6 +10,7 @@ methods are grouped by what they keep:
     accounts.py  users, API tokens, uploads, assignments
     queries.py   review queue, dashboard counts, export, search
     risk.py      turn risks, suspected lines and decisions on them (the risk model's)
+    sides.py     which side of a stereo call is transcribed (collector first)
 """
 
 from __future__ import annotations
@@ -21,11 +22,12 @@ from monitor.store.calls import SEVERITY_RANK, CallRecords, StoredFinding
 from monitor.store.database import DEFAULT_DB, StoreError
 from monitor.store.queries import Queries
 from monitor.store.risk import REVIEWER_RULE, RiskRecords
+from monitor.store.sides import SideRecords
 
 __all__ = ["Store", "StoreError", "StoredFinding", "SEVERITY_RANK", "REVIEWER_RULE", "open_store", "DEFAULT_DB"]
 
 
-class Store(CallRecords, WebRecords, Queries, RiskRecords):
+class Store(CallRecords, WebRecords, Queries, RiskRecords, SideRecords):
     """A handle on one database file (see the module docstring for what it holds)."""
 
 

@@ -222,6 +222,16 @@ def _tally_upsert(select: str) -> str:
     # "WHERE true": an INSERT … SELECT before ON CONFLICT needs a WHERE (SQLite's parser).
     return (f"INSERT INTO tallies (kind, dimension, day, key, decision, n) SELECT * FROM ({select}) WHERE true"
             " ON CONFLICT (kind, dimension, day, key, decision) DO UPDATE SET n = n + excluded.n;")
+@MIGRATIONS(name="0003_speed_debtor_side")
+def debtor_side(db: sqlite_utils.Database) -> None:
+    """Whether a stereo call's debtor channel is in its turns: ``transcribed``, ``not
+    transcribed`` (the batch heard only the collector; filled in on demand), or NULL
+    (mono, or stored before this column: both sides); and which channel is the
+    collector's, so the other can be found again later."""
+    present = db["calls"].columns_dict
+    for column in ("debtor_side", "collector_channel"):
+        if column not in present:  # a legacy database marked by user_version may have it
+            db["calls"].add_column(column, str)
 
 
 def migrate(db: sqlite_utils.Database) -> None:

@@ -9,6 +9,7 @@ from typing import Callable
 from flask import Response, abort
 
 from monitor.documents import evidence, reports
+from monitor.errors import MonitorError
 
 FORMATS = {
     "html": "text/html",
@@ -42,6 +43,19 @@ def refusal(error: Exception) -> str:
             return chinese
     return "现在无法生成这份文件。"
 
+def complete_debtor_side(call_id: str) -> None:
+    """A document holds both sides: a debtor side the batch skipped is transcribed now."""
+    from flask import current_app
+
+    from monitor.runs.debtor_side import transcribe_debtor_side
+
+    from . import abort_with, get_store, state
+
+    try:
+        transcribe_debtor_side(get_store(), call_id, current_app.config["ASR_OPTIONS"], state().engine)
+    except MonitorError as error:
+        abort_with(409, f"对方声道无法转写：{error}")
+
 
 def report_response(kind: str, fmt: str, make_context: Callable, filename: str) -> Response:
     """``make_context(reports)`` builds the context with the reports module; the result
@@ -68,6 +82,7 @@ def evidence_response(call_id: str, kind: str, filename: str, actor: str, store=
     confirmed finding, recording missing or changed since it was analysed)."""
     from . import abort_with, get_store
 
+    complete_debtor_side(call_id)
     folder = tempfile.TemporaryDirectory(prefix="monitor-evidence-")
     try:
         path = evidence.build_evidence_package(store or get_store(), call_id, f"{folder.name}/{filename}.zip", kind,

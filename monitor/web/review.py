@@ -17,9 +17,10 @@ from werkzeug.utils import secure_filename
 from monitor.audit import Action
 from monitor.models import CATEGORIES, SPEAKERS
 from monitor.store import StoreError
-from . import abort_with, get_store, present
+from monitor.runs.debtor_side import start_debtor_side
+from . import abort_with, get_store, present, state
 from .auth import _safe_next
-from .reporting import evidence_response, report_response
+from .reporting import complete_debtor_side, evidence_response, report_response
 
 bp = Blueprint("review", __name__)
 
@@ -215,6 +216,9 @@ def call(call_id: str):
     store = get_store()
     row = _call_or_404(call_id)
     user = g.user["username"]
+    if row.get("debtor_side") == "not transcribed" and start_debtor_side(
+            state().database, call_id, current_app.config["ASR_OPTIONS"], state().engine):
+        flash("对方声道转写中…（刷新页面查看）", "info")
     store.audit(user, Action.CALL_VIEWED, call_id, {})
     call = store.call(call_id)
     findings = store.findings(call_id)
@@ -350,6 +354,7 @@ def assign(call_id: str):
 @bp.route("/calls/<call_id>/incident.<fmt>")
 def incident(call_id: str, fmt: str):
     _call_or_404(call_id)
+    complete_debtor_side(call_id)
     get_store().audit(g.user["username"], Action.INCIDENT_REPORT, call_id, {"format": fmt})
     name = secure_filename(f"incident-{call_id}") or "incident"
     return report_response("incident", fmt, lambda reports: reports.incident_context(get_store(), call_id), name)

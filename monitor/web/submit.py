@@ -21,7 +21,7 @@ from monitor.errors import InputError
 from monitor.runs.metadata import CallMetadata, metadata_from_form, metadata_from_json
 from monitor.store import Store
 from . import get_store, present, state
-from .reporting import evidence_response, report_response
+from .reporting import complete_debtor_side, evidence_response, report_response
 from .uploads import Refused, queue_upload, receive
 
 bp = Blueprint("submit", __name__, url_prefix="/submit")
@@ -167,6 +167,7 @@ def complaint(token: str, fmt: str):
         abort(404)
     _, extra = metadata_from_json(row["metadata"])
     complainant, lender = _complaint_parties(extra)
+    complete_debtor_side(row["call_id"])
     corrections = _corrections() if request.method == "POST" else {}
     get_store().audit("debtor", Action.COMPLAINT_LETTER, row["id"], {"format": fmt, "corrected_quotes": len(corrections)})
     with _own_record(row) as (private, call_id):
