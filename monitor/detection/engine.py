@@ -256,10 +256,15 @@ class Engine:
 
     _names = itertools.count()
 
-    def __init__(self, pack: RulePack, embedder: Embedder | None = None, similarity: bool = True):
+    def __init__(self, pack: RulePack, embedder: Embedder | None = None, similarity: bool = True,
+                 fallback_only: bool = True):
         """``similarity=False`` leaves every `similar:` leaf unscored (never raised): the
-        rules as they are without the embedding model, for comparisons."""
+        rules as they are without the embedding model, for comparisons.
+        ``fallback_only=False`` scores a similar leaf even where another rule of its
+        category already flags the turn by its words: what the rule itself recognises,
+        for checking its own examples (in use it only adds what the words miss)."""
         self.pack = pack
+        self.fallback_only = fallback_only
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
         self._leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
@@ -322,8 +327,8 @@ class Engine:
         if present is None:
             present = set(self.signals(analysed, speaker))
         hit = None
-        if any(speaker in speakers and needed <= present and not (absent & present)
-               for speakers, needed, absent in plan.covered):
+        if self.fallback_only and any(speaker in speakers and needed <= present and not (absent & present)
+                                      for speakers, needed, absent in plan.covered):
             analysed.memo[key] = None
             return None
         for anchors, absent in plan.ways:

@@ -63,14 +63,22 @@ def _example_call(example: Example, zone: ZoneInfo) -> tuple[Call, list[Call]]:
 def run_examples(engine: Engine, rules: tuple[Rule, ...] | None = None) -> list[ExampleOutcome]:
     zone = ZoneInfo(settings.get("timezone"))
     outcomes = []
+    # A similar rule is a fallback (scored only where no rule of its category flags the
+    # turn by its words); its examples say what it recognises itself, so they are run
+    # with that condition lifted.
+    unfallback = None
     for rule in rules if rules is not None else engine.pack.rules:
+        judge = engine
+        if engine.fallback_only and rule.similar_leaf() is not None and engine.similar_rules:
+            unfallback = unfallback or Engine(engine.pack, engine._embedder, fallback_only=False)
+            judge = unfallback
         for example in rule.examples:
             try:
                 call, earlier = _example_call(example, zone)
             except InputError as exc:
                 outcomes.append(ExampleOutcome(rule, example, False, f"example: {exc}"))
                 continue
-            result = engine.scan(call, earlier)
+            result = judge.scan(call, earlier)
             last = len(call.turns) - 1
             fired = any(
                 f.rule == rule.id and (rule.is_call_rule or f.turn in (None, last))
