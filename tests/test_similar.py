@@ -181,6 +181,8 @@ def test_a_lexical_finding_carries_no_similarity_keys(engine):
 
 
 def test_the_bundled_similar_rules_fire_with_score_and_nearest_example(engine):
+    # Scored even where a lexical rule already flags the line (in use it is a fallback).
+    engine = Engine(engine.pack, fallback_only=False)
     text = "我帮你跟你爸妈说一声吧"
     result = engine.scan(Call(id="c", turns=(Turn("collector", text),), is_utterance=True))
     [finding] = [f for f in result.findings if f.rule == "third-party-contact-similar"]

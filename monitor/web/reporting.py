@@ -82,7 +82,8 @@ def evidence_response(call_id: str, kind: str, filename: str, actor: str, store=
     confirmed finding, recording missing or changed since it was analysed)."""
     from . import abort_with, get_store
 
-    complete_debtor_side(call_id)
+    if store is None:  # a private copy was made from a call whose sides are complete
+        complete_debtor_side(call_id)
     folder = tempfile.TemporaryDirectory(prefix="monitor-evidence-")
     try:
         path = evidence.build_evidence_package(store or get_store(), call_id, f"{folder.name}/{filename}.zip", kind,

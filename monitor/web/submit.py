@@ -191,6 +191,7 @@ def evidence(token: str):
         abort(404)
     _, extra = metadata_from_json(row["metadata"])
     complainant, lender = _complaint_parties(extra)
+    complete_debtor_side(row["call_id"])
     with _own_record(row) as (private, call_id):
         response = evidence_response(call_id, "complaint", "evidence", "debtor", store=private,
                                      complainant=complainant, lender=lender)
