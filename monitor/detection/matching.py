@@ -65,7 +65,18 @@ class Guards:
 
     def keep(self, text: Analysed, span: Span, inner: bool = False) -> bool:
         """Whether a matched span stands. ``inner`` also looks for a denial inside the
-        span (for regex matches that cover a whole phrase)."""
+        span (for regex matches that cover a whole phrase). Remembered per turn: a
+        shared lexicon's spans are judged once for all the rules that use it."""
+        verdicts = text.memo.get("guards")
+        if verdicts is None:
+            verdicts = text.memo["guards"] = {}
+        key = (self, span, inner)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = verdicts[key] = self._keep(text, span, inner)
+        return verdict
+
+    def _keep(self, text: Analysed, span: Span, inner: bool) -> bool:
         start, end = span
         norm = text.norm
         if self.allow and _inside_allowed(norm, span, self.allow):
@@ -159,7 +170,12 @@ def alternation(terms) -> str:
             body = f"(?:{body})?"
         return body
 
-    return "(?:" + emit(trie) + ")" if trie else "(?!)"
+    if not trie:
+        return "(?!)"
+    # A class of the first characters, tested first, lets the engine leave most
+    # positions after one lookup instead of trying every branch of the trie.
+    first = "".join(re.escape(k) for k in sorted(trie))
+    return f"(?=[{first}])(?:{emit(trie)})"
 
 
 @dataclass(frozen=True)
@@ -229,18 +245,69 @@ class TermsMatcher(Matcher):
         return guards.keep(text, span)
 
 
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """The top-level ``|`` alternatives of a regex (one item when there are none)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":  # a class: skip to its closing bracket
+            i += 2 if pattern[i + 1 : i + 2] in ("]", "^") else 1
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def screen_for(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
+    """Patterns whose any-match equals ``pattern``'s: its top-level alternatives, each
+    searched alone. The regex engine skips ahead by an alternation's first characters
+    only when every branch starts with a literal; one branch that opens with a group or
+    a lookbehind makes it try every branch at every character, so a wide alternation is
+    faster to reject a branch at a time."""
+    parts = _top_level_alternatives(pattern.pattern)
+    if len(parts) < 4:
+        return (pattern,)
+    try:
+        return tuple(re.compile(p) for p in parts)
+    except re.error:  # not a clean split: screen with the whole pattern
+        return (pattern,)
+
+
 @dataclass(frozen=True, eq=False)
 class RegexMatcher(Matcher):
     pattern: re.Pattern
+    screen: tuple[re.Pattern, ...] = ()
+
+    @staticmethod
+    def build(pattern: re.Pattern) -> "RegexMatcher":
+        return RegexMatcher(pattern, screen_for(pattern))
+
+    def _absent(self, norm: str) -> bool:
+        # the common case, answered in C
+        for part in self.screen or (self.pattern,):
+            if part.search(norm) is not None:
+                return False
+        return True
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
-        if self.pattern.search(text.norm) is None:  # the common case, answered in C
+        if self._absent(text.norm):
             return []
         spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
         return [s for s in spans if guards.keep(text, s, inner=True)]
 
     def unguarded(self, text: Analysed, guards: Guards) -> list[Span]:
-        if self.pattern.search(text.norm) is None:
+        if self._absent(text.norm):
             return []
         return [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
 
