@@ -178,6 +178,22 @@ def alternation(terms) -> str:
     return f"(?=[{first}])(?:{emit(trie)})"
 
 
+_KEY_SEP = "\x00"  # never a key: keys are pinyin or a character of normalised text
+
+
+def _key_string(text: Analysed) -> tuple[str, dict[int, int]]:
+    """A turn's pinyin keys as one string, each key after a separator, and the character
+    index of each separator's offset; built once a turn."""
+    cached = text.memo.get("keys")
+    if cached is None:
+        offsets, pos = {}, 0
+        for i, key in enumerate(text.keys):
+            offsets[pos] = i
+            pos += len(key) + 1
+        cached = text.memo["keys"] = (_KEY_SEP + _KEY_SEP.join(text.keys) + _KEY_SEP, offsets)
+    return cached
+
+
 @dataclass(frozen=True)
 class PinyinTerm:
     term: str
@@ -195,6 +211,8 @@ class TermsMatcher(Matcher):
     _regex: re.Pattern | None = field(default=None, repr=False)
     # pinyin terms by their first key, so a turn's keys are walked once, not once a term
     _by_first: dict = field(default_factory=dict, repr=False)
+    # where in a turn's key string some pinyin term may start (searched in C)
+    _key_screen: re.Pattern | None = field(default=None, repr=False)
 
     @staticmethod
     def build(terms: list[str], pinyin_terms: list[PinyinTerm]) -> "TermsMatcher":
@@ -203,8 +221,10 @@ class TermsMatcher(Matcher):
         by_first: dict = {}
         for pt in pinyin_terms:
             by_first.setdefault(pt.keys[0], []).append(pt)
+        sequences = sorted({_KEY_SEP.join(map(re.escape, pt.keys)) for pt in pinyin_terms}, key=len, reverse=True)
+        screen = re.compile(f"{_KEY_SEP}(?=(?:{'|'.join(sequences)}){_KEY_SEP})") if sequences else None
         return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex,
-                            {k: tuple(v) for k, v in by_first.items()})
+                            {k: tuple(v) for k, v in by_first.items()}, screen)
 
     def raw_spans(self, text: Analysed) -> list[Span]:
         spans = text.memo.get(id(self))
@@ -216,11 +236,15 @@ class TermsMatcher(Matcher):
 
     def _pinyin_spans(self, text: Analysed) -> list[Span]:
         found = []
-        if not self._by_first:
+        if self._key_screen is None:
             return found
         keys = text.keys
-        for i, key in enumerate(keys):
-            for pt in self._by_first.get(key, ()):
+        key_string, char_at = _key_string(text)
+        for hit in self._key_screen.finditer(key_string):
+            i = char_at.get(hit.start())
+            if i is None:  # a NUL inside the text itself: not a key boundary
+                continue
+            for pt in self._by_first.get(keys[i], ()):
                 n = len(pt.keys)
                 if keys[i : i + n] != pt.keys:
                     continue
@@ -276,7 +300,7 @@ def screen_for(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
     a lookbehind makes it try every branch at every character, so a wide alternation is
     faster to reject a branch at a time."""
     parts = _top_level_alternatives(pattern.pattern)
-    if len(parts) < 4:
+    if len(parts) < 1000:
         return (pattern,)
     try:
         return tuple(re.compile(p) for p in parts)
@@ -355,6 +379,11 @@ class NearMatcher(Matcher):
                 if self.same_clause and _CLAUSE_BREAK.search(text.norm, left[1], right[0]):
                     continue
                 if not (keeps(self.first, a) and keeps(self.second, b)):
+                    continue
+                # Each character between them adds at most one token: close enough in
+                # characters is close enough in tokens, and jieba need not cut the turn.
+                if right[0] - left[1] + 1 <= self.within:
+                    found.append((left[0], right[1]))
                     continue
                 gap = text.token_index(right[0]) - text.token_index(left[1] - 1)
                 if gap <= self.within:
