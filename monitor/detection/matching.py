@@ -300,7 +300,7 @@ def screen_for(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
     a lookbehind makes it try every branch at every character, so a wide alternation is
     faster to reject a branch at a time."""
     parts = _top_level_alternatives(pattern.pattern)
-    if len(parts) < 1000:
+    if len(parts) < 4:
         return (pattern,)
     try:
         return tuple(re.compile(p) for p in parts)
