@@ -176,3 +176,27 @@ def test_every_bundled_rule_is_described_in_chinese():
     for rule in pack.rules:
         chinese = sum(1 for c in rule.description if "\u4e00" <= c <= "\u9fff")
         assert chinese >= len(rule.description) * 0.3, rule.id
+
+
+def test_a_lexicon_alternation_finds_what_a_plain_one_does():
+    import re
+
+    from monitor.detection.matching import alternation
+
+    terms = ["你妈", "你妈妈", "你爸", "妈", "老赖", "老赖子", "a.b", "c|d"]
+    plain = re.compile("|".join(re.escape(t) for t in sorted(terms, key=len, reverse=True)))
+    trie = re.compile(alternation(terms))
+    for text in ["你妈妈说你妈和你爸", "老赖子是老赖", "a.b c|d axb", "没有", ""]:
+        assert [m.span() for m in trie.finditer(text)] == [m.span() for m in plain.finditer(text)]
+
+
+def test_a_wide_regex_is_screened_branch_by_branch_with_the_same_answer():
+    import re
+
+    from monitor.detection.matching import RegexMatcher
+
+    pattern = re.compile(r"(?<!让)上门|登门|(去|到)(你|您)家|[a-c|]x|\(|站(在)?你|(?:派人)去")
+    matcher = RegexMatcher.build(pattern)
+    assert len(matcher.screen) == 7
+    for text in ["明天上门", "让上门", "去您家", "b x", "|x", "(", "站在你家", "派人去", "没事"]:
+        assert matcher._absent(text) == (pattern.search(text) is None), text

@@ -85,7 +85,18 @@ class Guards:
 
     def keep(self, text: Analysed, span: Span, inner: bool = False) -> bool:
         """Whether a matched span stands. ``inner`` also looks for a denial inside the
-        span (for regex matches that cover a whole phrase)."""
+        span (for regex matches that cover a whole phrase). Remembered per turn: a
+        shared lexicon's spans are judged once for all the rules that use it."""
+        verdicts = text.memo.get("guards")
+        if verdicts is None:
+            verdicts = text.memo["guards"] = {}
+        key = (self, span, inner)
+        verdict = verdicts.get(key)
+        if verdict is None:
+            verdict = verdicts[key] = self._keep(text, span, inner)
+        return verdict
+
+    def _keep(self, text: Analysed, span: Span, inner: bool) -> bool:
         start, end = span
         norm = text.norm
         if self.allow and _inside_allowed(norm, span, self.allow):
@@ -182,7 +193,28 @@ def alternation(terms) -> str:
             body = f"(?:{body})?"
         return body
 
-    return "(?:" + emit(trie) + ")" if trie else "(?!)"
+    if not trie:
+        return "(?!)"
+    # A class of the first characters, tested first, lets the engine leave most
+    # positions after one lookup instead of trying every branch of the trie.
+    first = "".join(re.escape(k) for k in sorted(trie))
+    return f"(?=[{first}])(?:{emit(trie)})"
+
+
+_KEY_SEP = "\x00"  # never a key: keys are pinyin or a character of normalised text
+
+
+def _key_string(text: Analysed) -> tuple[str, dict[int, int]]:
+    """A turn's pinyin keys as one string, each key after a separator, and the character
+    index of each separator's offset; built once a turn."""
+    cached = text.memo.get("keys")
+    if cached is None:
+        offsets, pos = {}, 0
+        for i, key in enumerate(text.keys):
+            offsets[pos] = i
+            pos += len(key) + 1
+        cached = text.memo["keys"] = (_KEY_SEP + _KEY_SEP.join(text.keys) + _KEY_SEP, offsets)
+    return cached
 
 
 @dataclass(frozen=True)
@@ -202,6 +234,8 @@ class TermsMatcher(Matcher):
     _regex: re.Pattern | None = field(default=None, repr=False)
     # pinyin terms by their first key, so a turn's keys are walked once, not once a term
     _by_first: dict = field(default_factory=dict, repr=False)
+    # where in a turn's key string some pinyin term may start (searched in C)
+    _key_screen: re.Pattern | None = field(default=None, repr=False)
 
     @staticmethod
     def build(terms: list[str], pinyin_terms: list[PinyinTerm]) -> "TermsMatcher":
@@ -210,8 +244,10 @@ class TermsMatcher(Matcher):
         by_first: dict = {}
         for pt in pinyin_terms:
             by_first.setdefault(pt.keys[0], []).append(pt)
+        sequences = sorted({_KEY_SEP.join(map(re.escape, pt.keys)) for pt in pinyin_terms}, key=len, reverse=True)
+        screen = re.compile(f"{_KEY_SEP}(?=(?:{'|'.join(sequences)}){_KEY_SEP})") if sequences else None
         return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex,
-                            {k: tuple(v) for k, v in by_first.items()})
+                            {k: tuple(v) for k, v in by_first.items()}, screen)
 
     def raw_spans(self, text: Analysed) -> list[Span]:
         spans = text.memo.get(id(self))
@@ -223,11 +259,15 @@ class TermsMatcher(Matcher):
 
     def _pinyin_spans(self, text: Analysed) -> list[Span]:
         found = []
-        if not self._by_first:
+        if self._key_screen is None:
             return found
         keys = text.keys
-        for i, key in enumerate(keys):
-            for pt in self._by_first.get(key, ()):
+        key_string, char_at = _key_string(text)
+        for hit in self._key_screen.finditer(key_string):
+            i = char_at.get(hit.start())
+            if i is None:  # a NUL inside the text itself: not a key boundary
+                continue
+            for pt in self._by_first.get(keys[i], ()):
                 n = len(pt.keys)
                 if keys[i : i + n] != pt.keys:
                     continue
@@ -252,18 +292,69 @@ class TermsMatcher(Matcher):
         return guards.keep(text, span)
 
 
+def _top_level_alternatives(pattern: str) -> list[str]:
+    """The top-level ``|`` alternatives of a regex (one item when there are none)."""
+    parts, depth, start, i = [], 0, 0, 0
+    while i < len(pattern):
+        char = pattern[i]
+        if char == "\\":
+            i += 2
+            continue
+        if char == "[":  # a class: skip to its closing bracket
+            i += 2 if pattern[i + 1 : i + 2] in ("]", "^") else 1
+            while i < len(pattern) and pattern[i] != "]":
+                i += 2 if pattern[i] == "\\" else 1
+        elif char == "(":
+            depth += 1
+        elif char == ")":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(pattern[start:i])
+            start = i + 1
+        i += 1
+    parts.append(pattern[start:])
+    return parts
+
+
+def screen_for(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
+    """Patterns whose any-match equals ``pattern``'s: its top-level alternatives, each
+    searched alone. The regex engine skips ahead by an alternation's first characters
+    only when every branch starts with a literal; one branch that opens with a group or
+    a lookbehind makes it try every branch at every character, so a wide alternation is
+    faster to reject a branch at a time."""
+    parts = _top_level_alternatives(pattern.pattern)
+    if len(parts) < 4:
+        return (pattern,)
+    try:
+        return tuple(re.compile(p) for p in parts)
+    except re.error:  # not a clean split: screen with the whole pattern
+        return (pattern,)
+
+
 @dataclass(frozen=True, eq=False)
 class RegexMatcher(Matcher):
     pattern: re.Pattern
+    screen: tuple[re.Pattern, ...] = ()
+
+    @staticmethod
+    def build(pattern: re.Pattern) -> "RegexMatcher":
+        return RegexMatcher(pattern, screen_for(pattern))
+
+    def _absent(self, norm: str) -> bool:
+        # the common case, answered in C
+        for part in self.screen or (self.pattern,):
+            if part.search(norm) is not None:
+                return False
+        return True
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
-        if self.pattern.search(text.norm) is None:  # the common case, answered in C
+        if self._absent(text.norm):
             return []
         spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
         return [s for s in spans if guards.keep(text, s, inner=True)]
 
     def unguarded(self, text: Analysed, guards: Guards) -> list[Span]:
-        if self.pattern.search(text.norm) is None:
+        if self._absent(text.norm):
             return []
         return [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
 
@@ -311,6 +402,11 @@ class NearMatcher(Matcher):
                 if self.same_clause and _CLAUSE_BREAK.search(text.norm, left[1], right[0]):
                     continue
                 if not (keeps(self.first, a) and keeps(self.second, b)):
+                    continue
+                # Each character between them adds at most one token: close enough in
+                # characters is close enough in tokens, and jieba need not cut the turn.
+                if right[0] - left[1] + 1 <= self.within:
+                    found.append((left[0], right[1]))
                     continue
                 gap = text.token_index(right[0]) - text.token_index(left[1] - 1)
                 if gap <= self.within:

@@ -605,7 +605,7 @@ class _ExprCompiler:
             if pattern.search(""):
                 self.problems.add(self.path, line, f"{where}.regex: pattern matches the empty string")
                 return None
-            return RegexMatcher(pattern)
+            return RegexMatcher.build(pattern)
         if kind == "near":
             within = node.get("within")
             if not isinstance(value, list) or len(value) != 2 or not isinstance(within, int) or within < 0:
