@@ -24,6 +24,7 @@ class Coverage:
     line_coverage: float  # … or a suspected line of one of them
     pair_coverage: float  # violating (line, category) pairs covered
     suspect_recall: float  # violating pairs suspected (of those the rules missed)
+    model_recall: float  # violating pairs the model scores at or above threshold, rules aside
     lawful_suspected_rate: float
     rules_lawful_flagged: int  # lawful lines a rule flagged (rule false positives)
 
@@ -35,7 +36,8 @@ class Coverage:
             f"rules + suspected: violating lines covered {self.line_coverage:.3f}, (line, category) pairs covered "
             f"{self.pair_coverage:.3f}\n"
             f"suspected: recall on what the rules missed {self.suspect_recall:.3f}; lawful lines suspected "
-            f"{self.lawful_suspected_rate:.3f}"
+            f"{self.lawful_suspected_rate:.3f}\n"
+            f"model alone: violating (line, category) pairs at or above threshold {self.model_recall:.3f}"
         )
 
 
@@ -44,12 +46,13 @@ def measure(model: RiskModel, engine, lines: list[LabelledLine]) -> Coverage:
     results = [engine.scan(Call(id=str(i), turns=(Turn(l.speaker, l.text),), is_utterance=True))
                for i, l in enumerate(lines)]
     assessments = assess_many(model, results)
-    violating = lawful = rules_hit = covered_lines = pairs = covered_pairs = missed = caught = 0
+    violating = lawful = rules_hit = covered_lines = pairs = covered_pairs = missed = caught = scored = 0
     lawful_suspected = lawful_flagged = 0
     for line, result, assessment in zip(lines, results, assessments):
         flagged = {c for _, c in rule_flagged(result)}
         suspected = {s.category for s in assessment.suspected}
         wanted = set(line.categories)
+        above = {r.category for r in assessment.risks if r.score >= model.thresholds[r.category]}
         if not wanted:
             lawful += 1
             lawful_suspected += bool(suspected)
@@ -61,6 +64,7 @@ def measure(model: RiskModel, engine, lines: list[LabelledLine]) -> Coverage:
         for category in wanted:
             pairs += 1
             covered_pairs += category in flagged or category in suspected
+            scored += category in above
             if category not in flagged:
                 missed += 1
                 caught += category in suspected
@@ -68,6 +72,7 @@ def measure(model: RiskModel, engine, lines: list[LabelledLine]) -> Coverage:
         lines=len(lines), violating_lines=violating, lawful_lines=lawful,
         rules_line_recall=rules_hit / max(violating, 1), line_coverage=covered_lines / max(violating, 1),
         pair_coverage=covered_pairs / max(pairs, 1), suspect_recall=caught / max(missed, 1),
+        model_recall=scored / max(pairs, 1),
         lawful_suspected_rate=lawful_suspected / max(lawful, 1), rules_lawful_flagged=lawful_flagged,
     )
 
