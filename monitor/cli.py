@@ -633,7 +633,7 @@ def evaluate(labelled: tuple[str, ...], rules_dir: str | None, show_errors: bool
     click.echo("\nmisses by kind (nearest rule: parts that did not match):")
     click.echo(result.kinds_report(kind_examples))
     if show_errors:
-        for error in result.errors:
+        for error in result.mismatches:
             click.echo(json.dumps(error, ensure_ascii=False))
 
 

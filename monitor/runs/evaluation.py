@@ -47,7 +47,7 @@ class Score:
 @dataclass
 class Evaluation:
     scores: dict[str, Score] = field(default_factory=lambda: {c: Score() for c in CATEGORIES})
-    errors: list[dict] = field(default_factory=list)  # lines whose categories differ
+    mismatches: list[dict] = field(default_factory=list)  # lines whose categories differ from the labels, or unreadable lines
     debtor_findings: int = 0  # must stay 0: a debtor's words are never a finding
     lines: int = 0
     misses: list[dict] = field(default_factory=list)  # one per missed (line, category)
@@ -79,7 +79,7 @@ class Evaluation:
             rows.append(
                 f"{category:18} {s.precision:9.3f} {s.recall:7.3f} {s.support:7d} {s.tp:4d} {s.fp:4d} {s.fn:4d}"
             )
-        rows.append(f"lines: {self.lines}, mismatched lines: {len(self.errors)}, findings on debtor turns: {self.debtor_findings}")
+        rows.append(f"lines: {self.lines}, mismatched lines: {len(self.mismatches)}, findings on debtor turns: {self.debtor_findings}")
         return "\n".join(rows)
 
 
@@ -90,7 +90,7 @@ def evaluate(engine: Engine, records: Iterable[dict], zone: ZoneInfo) -> Evaluat
     for record, output in zip(records, scan_lines(engine, lines, zone)):
         result.lines += 1
         if "error" in output:
-            result.errors.append({"id": record.get("id"), "error": output["error"]})
+            result.mismatches.append({"id": record.get("id"), "error": output["error"]})
             continue
         expected = set(record.get("categories", []))
         found = set(output["categories"])
@@ -105,7 +105,7 @@ def evaluate(engine: Engine, records: Iterable[dict], zone: ZoneInfo) -> Evaluat
         for category in sorted(expected - found):
             result.misses.append(_nearest_miss(engine, record, category))
         if expected != found:
-            result.errors.append(
+            result.mismatches.append(
                 {"id": record.get("id"), "expected": sorted(expected), "found": sorted(found),
                  "findings": [(f["rule"], f["turn"], f["evidence"]) for f in output["findings"]]}
             )
