@@ -21,6 +21,12 @@ from monitor.detection.rules import load_rules
 from monitor.detection.examples import load_engine, run_examples
 
 
+# Options every command that reads the store or the rules shares, defined once.
+db_option = click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+rules_option = click.option("--rules", "rules_dir", type=click.Path(file_okay=False),
+                            help="Rules folder (default: MONITOR_RULES or the bundled rules/).")
+
+
 def _fail_rules(error: RuleError) -> None:
     for problem in error.problems:
         click.echo(str(problem), err=True)
@@ -47,7 +53,7 @@ def main() -> None:
 
 @main.command()
 @click.argument("input_path", metavar="INPUT", type=click.Path(allow_dash=True, dir_okay=False))
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write JSON Lines here instead of standard output.")
 def scan(input_path: str, rules_dir: str | None, output: str | None) -> None:
     """Run the rules over transcripts in JSON Lines (utterances or whole calls).
@@ -149,7 +155,7 @@ def _print_result(result) -> None:
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per file instead of a readable transcript.")
 @asr_option_flags
 @debtor_side_flag("always")
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, device, batch_size, debtor_side,
             rules_dir) -> None:
     """Transcribe recordings and run the rules over them.
@@ -215,7 +221,7 @@ def _open_store(db):
 
 @main.command()
 @click.argument("source", type=click.Path(exists=True))
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local worker processes.")
 @click.option("--scheduler", help="Dask scheduler address (tcp://HOST:PORT): run on that cluster instead.")
 @click.option("--since", type=click.DateTime(["%Y-%m-%d"]), help="Only recordings that started on or after this date.")
@@ -223,7 +229,7 @@ def _open_store(db):
 @click.option("--learn", "then_learn", is_flag=True, help="Afterwards retrain the risk model from reviewers' decisions (monitor learn).")
 @asr_option_flags
 @debtor_side_flag(None)
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 def batch(source, db, workers, scheduler, since, retry_failed, then_learn, asr_engine, model, compute_type, collector_channel,
           device, batch_size, debtor_side, rules_dir):
     """Analyse every recording of SOURCE (a folder tree, or a .csv/.jsonl manifest) into
@@ -253,8 +259,8 @@ def batch(source, db, workers, scheduler, since, retry_failed, then_learn, asr_e
 
 
 @main.command()
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@db_option
+@rules_option
 def rescan(db, rules_dir):
     """Run the current rules over every stored transcript again, without transcribing."""
     from monitor.runs.batch import rescan as run_rescan
@@ -270,7 +276,7 @@ def rescan(db, rules_dir):
 
 
 @main.command()
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 @click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="File to write (default: standard output).")
 @click.option("--since", help="Calls that started on or after this date (YYYY-MM-DD, local).")
@@ -315,7 +321,7 @@ _CORRECTIONS_HELP = "JSON file mapping finding ids to the complainant's correcte
 
 @main.command()
 @click.argument("call_id")
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 @click.option("--kind", type=click.Choice(["complaint", "incident"]), default="incident", show_default=True)
 @click.option("--format", "fmt", type=click.Choice(["docx", "pdf", "html"]), default="pdf", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
@@ -345,7 +351,7 @@ def report(call_id, db, kind, fmt, output, complainant, lender, corrections, pre
 
 @main.command()
 @click.argument("call_id")
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 @click.option("--kind", type=click.Choice(["complaint", "incident"]), default="incident", show_default=True)
 @click.option("-o", "--output", required=True, type=click.Path(dir_okay=False, writable=True))
 @click.option("--complainant", type=click.Path(exists=True, dir_okay=False), help=_COMPLAINANT_HELP)
@@ -421,12 +427,12 @@ def _read_json(path: str | None) -> dict | None:
 @main.command()
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", type=int, default=8000, show_default=True)
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 @click.option("--workers", type=click.IntRange(1), default=1, show_default=True, help="Local transcription workers for uploads.")
 @click.option("--scheduler", help="Dask scheduler address: transcribe uploads on that cluster.")
 @asr_option_flags
 @debtor_side_flag("always")
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 def serve(host, port, db, workers, scheduler, asr_engine, model, compute_type, collector_channel, device, batch_size,
           debtor_side, rules_dir):
     """Serve the review app and the debtor portal with waitress."""
@@ -453,7 +459,7 @@ def users() -> None:
 @click.argument("username")
 @click.option("--role", type=click.Choice(["admin", "reviewer"]), default="reviewer", show_default=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input (for scripts).")
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 def users_add(username, role, password_stdin, db):
     """Create a staff account (the password is asked for twice, hidden, and stored hashed)."""
     from .web.accounts import add_user
@@ -467,7 +473,7 @@ def users_add(username, role, password_stdin, db):
 
 
 @users.command("list")
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 def users_list(db):
     """List staff accounts."""
     for user in _open_store(db).users():
@@ -477,7 +483,7 @@ def users_list(db):
 @main.command("token")
 @click.argument("username")
 @click.option("--label", default="", help="What the token is for.")
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 def token(username, label, db):
     """Create an API token for a staff account; it is shown once and stored hashed."""
     from .web.accounts import create_api_token
@@ -537,7 +543,7 @@ def rules_list(directory: str | None) -> None:
 
 
 @rules.command("suggest")
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 def rules_suggest(db):
     """Candidate rule examples from reviewers' decisions, as YAML to paste: confirmed
     suspected lines as `fire`, dismissed findings as `quiet` for the rule that fired."""
@@ -561,12 +567,12 @@ def _learn(store, engine, out):
 
 
 @main.command()
-@click.option("--db", envvar="MONITOR_DB", help="SQLite database file (default: MONITOR_DB or ./monitor.db).")
+@db_option
 @click.option("--out", type=click.Path(dir_okay=False),
               help="Where to install the retrained model (default: MONITOR_RISK_MODEL, else the instance folder).")
 @click.option("--shipped-only", "shipped_only", type=click.Path(dir_okay=False),
               help="Only train on the data shipped in the repository and write the model here (no database).")
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 def learn(db, out, shipped_only, rules_dir):
     """Retrain the risk model from the shipped data plus reviewers' decisions; install it
     only if it scores at least as well as the model in use on held-out decisions. Both
@@ -592,7 +598,7 @@ def learn(db, out, shipped_only, rules_dir):
 
 @rules.command("calibrate")
 @click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 @click.option("--floor", type=click.FloatRange(0.5, 1.0), default=0.97, show_default=True,
               help="Precision a threshold must keep for its rule's category among anchored turns.")
 def rules_calibrate(labelled: tuple[str, ...], rules_dir: str | None, floor: float) -> None:
@@ -613,7 +619,7 @@ def rules_calibrate(labelled: tuple[str, ...], rules_dir: str | None, floor: flo
 
 @main.command()
 @click.argument("labelled", nargs=-1, required=True, type=click.Path(exists=True, dir_okay=False))
-@click.option("--rules", "rules_dir", type=click.Path(file_okay=False), help="Rules folder (default: the bundled rules/).")
+@rules_option
 @click.option("--show-errors", is_flag=True, help="Also list every line whose categories differ.")
 @click.option("--kind-examples", type=click.IntRange(0), default=2, show_default=True,
               help="Lines shown under each kind of miss.")
