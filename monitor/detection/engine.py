@@ -17,7 +17,7 @@ from datetime import timedelta
 from durable.engine import MessageNotHandledException, Ruleset
 
 from monitor.models import Call, CallResult, Finding, Turn
-from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack
+from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, SignalCondition
 from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
@@ -162,7 +162,10 @@ class Engine:
         self.pack = pack
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
-        self._leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves()]
+        leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves()]
+        self._leaves = [leaf for leaf in leaves if not isinstance(leaf.matcher, SignalCondition)]
+        # Conditions on how a turn was said (raised voice) or on the call (overtalk).
+        self._conditions = [leaf for leaf in leaves if isinstance(leaf.matcher, SignalCondition)]
         self._compiled()  # compile once now so definition errors surface at start-up
 
     def _compiled(self) -> tuple[Ruleset, _Sink]:
@@ -202,6 +205,7 @@ class Engine:
         analysed = [self.pack.analyser.analyse(turn.text) for turn in call.turns]
         for i, turn in enumerate(call.turns):
             signals = self.signals(analysed[i])
+            signals += [leaf.signal for leaf in self._conditions if leaf.matcher.holds(turn, call)]
             # Every rule condition needs at least one signal present, so a turn that
             # raised none cannot match anything: it is not asserted at all.
             if len(signals) > 1:
@@ -273,12 +277,22 @@ class Engine:
                     start=turn.start,
                     end=turn.end,
                     evidence=turn.text,
-                    speaker_verified=turn.speaker == "collector",
+                    speaker_verified=_speaker_verified(turn, call),
                     legal_basis=rule.legal_basis,
                     matched=self.evidence_span(rule, analysed[turn_index]),
                 )
             )
         return tuple(findings)
+
+
+def _speaker_verified(turn: Turn, call: Call) -> bool:
+    """A collector known from the recorder's channel, or a diarized role a person
+    confirmed; an inferred role is not verified."""
+    if turn.speaker != "collector":
+        return False
+    if turn.speaker_source == "diarized":
+        return call.roles is not None and call.roles.confirmed_by is not None
+    return True
 
 
 def _call_evidence(rule: Rule, call: Call, nth: int | None) -> str:

@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from monitor.detection.engine import Engine
 from monitor.errors import MonitorError
-from monitor.models import Call, CallResult
+from monitor.models import Call, CallResult, SpeakerRoles
+from monitor.runs.roles import assign_roles
 from monitor.detection.text import to_simplified
 from monitor.runs.metadata import CallMetadata, Job
 
@@ -43,24 +44,34 @@ class AsrOptions:
     collector_channel: str = "left"
     max_seconds: float = DEFAULT_MAX_SECONDS
     cpu_threads: int | None = None
+    diarize: bool = True  # mono recordings: find the two voices (monitor.speech.diarize)
 
 
 def transcribe_recording(path: str | os.PathLike[str], options: AsrOptions = AsrOptions()) -> Call:
     """Decode and transcribe one recording into a Call (no metadata yet). Raises
     AudioError for a file that is not usable audio, TranscriptionError for ASR trouble."""
     from monitor.speech.audio import load_recording  # heavy imports stay out of text-only use
-    from monitor.speech.transcribe import get_transcriber, turns_from_recording
+    from monitor.speech.signals import conversation_signals
+    from monitor.speech.transcribe import get_transcriber, transcribe_with_voices
 
     recording = load_recording(path, max_seconds=options.max_seconds)
     transcriber = get_transcriber(options.engine, options.model, options.compute_type, options.cpu_threads)
-    turns = turns_from_recording(recording, transcriber, options.collector_channel)
+    turns, diarization = transcribe_with_voices(recording, transcriber, options.collector_channel, options.diarize)
+    # Whisper often writes traditional characters; reviewers and reports read simplified.
+    turns = [replace(t, text=to_simplified(t.text)) for t in turns]
+    turns, signals = conversation_signals(recording, turns, diarization, options.collector_channel)
+    notes = (f"speakers: {diarization.note}",) if diarization is not None and diarization.note else ()
     return Call(
         id=Path(path).stem,
-        # Whisper often writes traditional characters; reviewers and reports read simplified.
-        turns=tuple(replace(t, text=to_simplified(t.text)) for t in turns),
+        turns=tuple(turns),
         sha256=recording.sha256,
         duration=recording.duration,
         source=os.fspath(path),
+        signals=signals,
+        notes=notes,
+        # Voices found but not yet named: monitor.runs.roles decides who is the collector.
+        roles=SpeakerRoles(voices=diarization.voices, collector_voice=None, confidence=0.0)
+        if diarization is not None else None,
     )
 
 
@@ -91,7 +102,7 @@ def analyse_files(paths: Iterable[str | os.PathLike[str]], engine: Engine, execu
         if outcome.error is not None:
             yield FileOutcome(outcome.path, error=outcome.error)
         else:
-            yield FileOutcome(outcome.path, result=engine.scan(outcome.call))
+            yield FileOutcome(outcome.path, result=engine.scan(assign_roles(outcome.call, engine)))
 
 
 def analyse_and_store(
@@ -120,7 +131,8 @@ def analyse_and_store(
         call_id = None
         if error is None:
             try:
-                call_id = store.save_transcript(with_metadata(outcome.call, job.metadata), origin=origin, extra=job.extra)
+                call = assign_roles(with_metadata(outcome.call, job.metadata), engine)
+                call_id = store.save_transcript(call, origin=origin, extra=job.extra)
             except Exception as failure:  # a value the store cannot keep must not lose the job
                 error = f"{job.path}: could not store the transcript: {type(failure).__name__}: {failure}"
         if error is not None:

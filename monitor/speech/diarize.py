@@ -23,9 +23,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from monitor.models import VOICES
 from monitor.speech.audio import SAMPLE_RATE
-
-VOICES = ("A", "B")
 
 FRAME_SECONDS = 0.01  # the encoder's mel hop: labels are given per 10 ms
 WINDOW_SECONDS = 1.6  # the encoder's partial-utterance length
