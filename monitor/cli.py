@@ -126,6 +126,7 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
     """
     from monitor.runs.executor import InlineExecutor
     from monitor.runs.pipeline import analyse_files
+    from monitor.runs.roles import call_signals, turn_signals
     from monitor.runs.scan import result_line
 
     try:
@@ -148,9 +149,11 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
                 "sha256": result.call.sha256,
                 "duration": round(result.call.duration, 3),
                 "turns": [
-                    {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence}
+                    {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence,
+                     **turn_signals(t)}
                     for t in result.call.turns
                 ],
+                **call_signals(result.call),
             }
             click.echo(json.dumps(record, ensure_ascii=False))
         else:

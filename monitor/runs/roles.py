@@ -25,7 +25,7 @@ import re
 from dataclasses import replace
 
 from monitor.detection.engine import Engine
-from monitor.models import VOICES, Call, CallSignals, SpeakerRoles
+from monitor.models import VOICES, Call, CallSignals, SpeakerRoles, Turn
 
 WEIGHTS = {
     "names_lender": 2.0,
@@ -161,4 +161,21 @@ def rename_sides(signals: CallSignals, names: dict[str, str]) -> CallSignals:
     return replace(signals, sides=tuple(sorted(sides, key=lambda s: s.speaker)))
 
 
-__all__ = ["WEIGHTS", "assign_roles", "decide", "role_cues"]
+def turn_signals(turn: Turn) -> dict:
+    """A turn's speaker source and signals, for JSON (analyze, the API, exports)."""
+    return {
+        "speaker_source": turn.speaker_source, "voice": turn.voice, "loudness": turn.loudness,
+        "raised_voice": turn.raised_voice, "overtalk": turn.overtalk,
+    }
+
+
+def call_signals(call: Call) -> dict:
+    """A call's signals, roles and notes, for JSON."""
+    return {
+        "signals": call.signals.to_dict() if call.signals is not None else None,
+        "roles": call.roles.to_dict() if call.roles is not None else None,
+        "notes": list(call.notes),
+    }
+
+
+__all__ = ["WEIGHTS", "call_signals", "turn_signals", "assign_roles", "decide", "role_cues"]
