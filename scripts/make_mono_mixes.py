@@ -199,6 +199,30 @@ def make_mixes(out_dir: Path, sets=SETS, calls=None) -> list[Path]:
     return made
 
 
+def score_roles(truth_turns: list[dict], turns: list[dict], findings: list[dict]) -> dict:
+    """How a transcript of a mix matches its truth. ``turns`` and ``findings`` as in
+    ``monitor analyze --json``. Returns the share of truth speech time whose transcript
+    turn has the right role (``unknown`` counts as wrong), and the findings that lie
+    mostly on a debtor's line."""
+    def overlap(a0, a1, b0, b1):
+        return max(0.0, min(a1, b1) - max(a0, b0))
+
+    total = sum(t["end"] - t["start"] for t in truth_turns)
+    right = sum(
+        overlap(t["start"], t["end"], u["start"], u["end"])
+        for t in truth_turns for u in turns if u["speaker"] == t["speaker"]
+    )
+    on_debtor = []
+    for finding in findings:
+        if finding.get("start") is None:
+            continue
+        best = max(truth_turns, key=lambda t: overlap(t["start"], t["end"], finding["start"], finding["end"]))
+        if best["speaker"] == "debtor" and overlap(best["start"], best["end"], finding["start"], finding["end"]) > 0:
+            on_debtor.append(finding)
+    return {"speech_seconds": round(total, 2), "right_seconds": round(right, 2),
+            "right_share": round(right / total, 3) if total else 0.0, "findings_on_debtor": on_debtor}
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the sets (default: mono_mixes/)")

@@ -19,6 +19,8 @@ is decided later from what they say (``monitor.runs.roles``).
 from __future__ import annotations
 
 import threading
+import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -94,7 +96,8 @@ class Diarization:
 
 def speech_frames(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
     """Boolean speech flag per 10 ms frame (webrtcvad on 30 ms frames, spread back)."""
-    import webrtcvad
+    with _library_warnings_silenced():
+        import webrtcvad
 
     n_frames = int(len(samples) / (sample_rate * FRAME_SECONDS))
     flags = np.zeros(n_frames, dtype=bool)
@@ -149,21 +152,35 @@ _encoder = None
 _encoder_lock = threading.Lock()
 
 
+@contextmanager
+def _library_warnings_silenced():
+    """resemblyzer imports scipy.ndimage.morphology and webrtcvad imports
+    pkg_resources, both deprecated: their warnings say nothing about our audio, and
+    callers that turn warnings into errors (the test suite) must still work."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", UserWarning)
+        yield
+
+
 def _get_encoder():
     """One speaker encoder per process (loading it takes about a second)."""
     global _encoder
     with _encoder_lock:
         if _encoder is None:
-            from resemblyzer import VoiceEncoder
+            with _library_warnings_silenced():
+                from resemblyzer import VoiceEncoder
 
-            _encoder = VoiceEncoder("cpu", verbose=False)
+                _encoder = VoiceEncoder("cpu", verbose=False)
         return _encoder
 
 
 def _embed_windows(samples: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Embeddings of the mostly-speech windows and each window's first frame."""
     import torch
-    from resemblyzer.audio import wav_to_mel_spectrogram
+
+    with _library_warnings_silenced():
+        from resemblyzer.audio import wav_to_mel_spectrogram
 
     mel = wav_to_mel_spectrogram(np.asarray(samples, dtype=np.float32))
     size = int(round(WINDOW_SECONDS / FRAME_SECONDS))
