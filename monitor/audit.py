@@ -31,6 +31,8 @@ class Action(str, Enum):
     AUDIO_PLAYED = ("call.audio", "播放录音")
     AUDIO_DOWNLOADED = ("call.audio_download", "下载录音")
     CALL_ASSIGNED = ("call.assign", "分配审核人")
+    ROLES_SET = ("call.roles", "审核人确认或交换说话人角色")
+    VOICE_CLAIMED = ("call.voice_claimed", "债务人指认本人声音")
     # decisions
     FINDING_CONFIRMED = ("finding.confirmed", "审核：确认违规")
     FINDING_DISMISSED = ("finding.dismissed", "审核：驳回")

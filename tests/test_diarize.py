@@ -11,6 +11,7 @@ import json
 import subprocess
 import sys
 import wave
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -216,7 +217,7 @@ def test_disagreeing_cues_are_said_on_the_call(engine):
         ("A", "好的"),
     ), engine)
     assert call.roles.conflict is True
-    assert any(n.startswith("roles: role cues disagree") for n in call.notes)
+    assert any(n.startswith("roles: ") and "role cues disagree" in n for n in call.notes)
 
 
 def test_no_cue_leaves_the_speakers_unknown(engine):
@@ -239,6 +240,30 @@ def test_a_confirmed_swap_verifies_the_findings(engine):
     findings = engine.scan(confirmed).findings
     assert findings and all(f.speaker_verified for f in findings)
     assert assign_roles(confirmed, engine).roles.confirmed_by == "reviewer1"  # a rescan keeps the person's roles
+
+
+def test_a_person_setting_the_roles_is_audited_and_the_findings_follow(engine, tmp_path):
+    from monitor.audit import Action
+    from monitor.runs.roles import assign_roles, set_roles
+    from monitor.store import Store
+
+    store = Store(tmp_path / "m.db")
+    # Wrongly inferred on purpose: the abusive voice B was taken as the debtor.
+    call = assign_roles(replace(_diarized(("A", "喂？"), ("B", "你这个废物，借钱不还。"), ("A", "我会还的")),
+                                sha256="cd" * 32, duration=3.0), engine, collector_voice="A")
+    call = replace(call, roles=replace(call.roles, confirmed_by=None))
+    call_id = store.save_transcript(call)
+    store.save_findings(call_id, engine.scan(store.call(call_id)), engine.pack.version)
+    assert store.findings(call_id) == []  # the abuse sits on a "debtor" line
+    after = set_roles(store, engine, call_id, "B", "reviewer1", Action.ROLES_SET)
+    assert [t.speaker for t in after.turns] == ["debtor", "collector", "debtor"]
+    findings = store.findings(call_id)
+    assert findings and {f.finding.turn for f in findings} == {1}
+    assert all(f.finding.speaker_verified for f in findings)
+    audit = list(store.db.query("SELECT actor, action, subject FROM audit WHERE action = ?", [Action.ROLES_SET.value]))
+    assert audit == [{"actor": "reviewer1", "action": "call.roles", "subject": call_id}]
+    with pytest.raises(ValueError, match="collector_voice"):
+        set_roles(store, engine, call_id, "C", "reviewer1", Action.ROLES_SET)
 
 
 # ---- end to end with Whisper -----------------------------------------------------------

@@ -99,7 +99,8 @@ def decide(cues: list[tuple[str, str | None]], voices: int) -> SpeakerRoles:
     score = sum(WEIGHTS[c] * (1 if v == VOICES[0] else -1) for c, v in cues if v is not None)
     weight = sum(WEIGHTS[c] for c, v in cues if v is not None)
     if weight == 0 or score == 0:
-        why = "no cue says which voice is the collector" if weight == 0 else "the cues cancel out"
+        pointing = ", ".join(f"{c} → {v}" for c, v in cues if v is not None)
+        why = "no cue says which voice is the collector" if weight == 0 else f"role cues disagree and cancel out ({pointing})"
         return SpeakerRoles(voices, None, 0.0, tuple(cues), conflict=weight > 0,
                             note=f"roles not assigned: {why}; speakers left unknown")
     collector = VOICES[0] if score > 0 else VOICES[1]
@@ -155,6 +156,23 @@ def assign_roles(call: Call, engine: Engine, collector_voice: str | None = None,
     return replace(call, turns=turns, roles=roles, signals=signals, notes=notes)
 
 
+def set_roles(store, engine: Engine, call_id: str, collector_voice: str, actor: str, action) -> Call:
+    """A person's decision on a stored mono call: ``collector_voice`` ("A"/"B") is the
+    collector (a staff swap or confirmation, or a debtor's "this is my voice" naming the
+    other voice). Stores the roles (audited as ``action``), then runs the rules over the
+    call again so its findings follow; those findings are now speaker-verified."""
+    if collector_voice not in VOICES:
+        raise ValueError(f"collector_voice must be one of {', '.join(VOICES)}, not {collector_voice!r}")
+    call = store.call(call_id)
+    if call.roles is None or call.roles.voices < 2:
+        raise ValueError(f"call {call_id!r} has no two diarized voices to assign")
+    decided = assign_roles(call, engine, collector_voice=collector_voice, confirmed_by=actor)
+    store.save_speakers(decided, actor, action, {"before": call.roles.collector_voice})
+    stored = store.call(call_id)
+    store.save_findings(call_id, engine.scan(stored, store.earlier_calls(stored)), engine.pack.version)
+    return stored
+
+
 def rename_sides(signals: CallSignals, names: dict[str, str]) -> CallSignals:
     """The same signals with sides renamed (voice A/B → collector/debtor)."""
     sides = (replace(s, speaker=names.get(s.speaker, s.speaker)) for s in signals.sides)
@@ -178,4 +196,4 @@ def call_signals(call: Call) -> dict:
     }
 
 
-__all__ = ["WEIGHTS", "call_signals", "turn_signals", "assign_roles", "decide", "role_cues"]
+__all__ = ["WEIGHTS", "call_signals", "set_roles", "turn_signals", "assign_roles", "decide", "role_cues"]
