@@ -25,6 +25,7 @@ import re
 from dataclasses import replace
 
 from monitor.detection.engine import Engine
+from monitor.detection.text import normalise, pinyin_keys
 from monitor.models import VOICES, Call, CallSignals, SpeakerRoles, Turn
 
 WEIGHTS = {
@@ -45,19 +46,35 @@ _PATTERNS = {
         r"(这里是|我是|我们是|这边是|我这边是|我们这边是)[^，。？！,.?!]{0,15}"
         r"(金融|银行|贷|公司|平台|催收|法务|客服|中心|律所|事务所|资产)"
     ),
-    "identity_check": re.compile(r"(是不是|是)[^，。？！,.?!]{1,8}(本人)?(吗|吧)|本人吗|是吧[？?]"),
+    "identity_check": re.compile(
+        r"是[^，。？！,.?!]{1,6}(本人|先生|女士|小姐)(吗|吧)|本人(吗|吧)|(^|[，。？！,.?!])[^，。？！,.?!]{2,4}是吧[？?]"
+    ),
     "payment": re.compile(
         rf"逾期|欠款|欠了|{_NUM}+(元|块)|还款|什么时候还|尽快还|马上还|本金|利息|罚息|应还|结清|待还|还清"
+    ),
+}
+# The same cues by sound (toneless, accent-merged pinyin keys, as the rules' homophone
+# matching uses): Whisper base writes 于七 for 逾期, 京荣 for 金融, 环款 for 还款.
+_SOUND_PATTERNS = {
+    "names_lender": re.compile(
+        r"\b(wo si|ze li si|zei li si|wo men si|ze bian si)\b.{0,60}?\b"
+        r"(jin rong|ke fu|yin han|dai kuan|gon si|pin tai|cui sou|fa wu|zi can|xin dai)\b"
+    ),
+    "identity_check": re.compile(r"\bben ren (ma|ba)\b"),
+    "payment": re.compile(
+        r"\b(yu qi|huan kuan|qian kuan|ben jin|li xi|fa xi|jie qin|dai huan|yin huan|huan qin)\b"
     ),
 }
 _GREETING = re.compile(r"^(喂|你好|您好|哪位|谁啊|谁)[，。？！,.?!\s]*(喂|你好|您好|哪位|谁啊)?[，。？！,.?!\s]*$")
 
 
-def _counts(call: Call, pattern: re.Pattern) -> dict[str, int]:
+def _counts(call: Call, cue: str) -> dict[str, int]:
+    """Matches of a cue per voice: by characters or by sound, whichever finds more."""
     counts = dict.fromkeys(VOICES, 0)
     for turn in call.turns:
         if turn.voice in counts:
-            counts[turn.voice] += len(pattern.findall(turn.text))
+            sound = " ".join(pinyin_keys(normalise(turn.text)))
+            counts[turn.voice] += max(len(_PATTERNS[cue].findall(turn.text)), len(_SOUND_PATTERNS[cue].findall(sound)))
     return counts
 
 
@@ -72,7 +89,7 @@ def role_cues(call: Call, engine: Engine) -> list[tuple[str, str | None]]:
     """(cue, the voice it points at as the collector, or None) for each cue."""
     cues = []
     for name in ("names_lender", "identity_check", "payment"):
-        cues.append((name, _leader(_counts(call, _PATTERNS[name]))))
+        cues.append((name, _leader(_counts(call, name))))
     # The rules as if nobody were known: every turn "unknown" (collector rules apply).
     unknown = replace(call, turns=tuple(replace(t, speaker="unknown") for t in call.turns), roles=None)
     fired = dict.fromkeys(VOICES, 0)

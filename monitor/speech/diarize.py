@@ -52,6 +52,10 @@ MIN_WINDOWS = 6
 MIN_SEPARATION = 0.65
 MIN_SECOND_VOICE_SHARE = 0.08
 MIN_SECOND_VOICE_SECONDS = 1.5
+# Stretches of speech between pauses shorter than this are judged by their own
+# embedding (see _vote_short_stretches); shorter than the minimum, they say too little.
+SHORT_STRETCH_SECONDS = 1.6
+MIN_STRETCH_SECONDS = 0.3
 # Runs of one voice shorter than this are absorbed by their neighbours.
 MIN_RUN_SECONDS = 0.4
 # Inside one recognised segment, a run of words this short (or a single character)
@@ -261,6 +265,7 @@ def diarize(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Diarization:
     clusters = _two_clusters(embeds)
     separation = _separation(embeds, clusters) * _purity(speech, starts, clusters)
     votes = _frame_votes(len(speech), starts, clusters)
+    _vote_short_stretches(votes, samples, speech, embeds, clusters)
     frame_labels = np.where(speech, np.argmax(votes, axis=1), -1).astype(np.int8)
     # Frames no window covered (speech bursts shorter than a window) take the nearest
     # voice in time; smoothing then removes flickers.
@@ -287,6 +292,34 @@ def _frame_votes(n_frames: int, starts: np.ndarray, clusters: np.ndarray) -> np.
         end = min(n_frames, start + size)
         votes[start:end, cluster] += weight[: end - start]
     return votes
+
+
+def _vote_short_stretches(votes, samples, speech, embeds, clusters) -> None:
+    """Decide each short stretch of speech (a 喂, 是我, 行) from its own embedding.
+
+    Windows are 1.6 s long, so around a short reply they are mostly the other
+    speaker's speech and outvote it. A stretch shorter than SHORT_STRETCH_SECONDS is
+    embedded alone and given to the nearer cluster centroid, overriding the windows."""
+    import torch
+
+    with _library_warnings_silenced():
+        from resemblyzer.audio import wav_to_mel_spectrogram
+
+    centroids = np.stack([embeds[clusters == k].mean(axis=0) for k in (0, 1)])
+    centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
+    hop = int(SAMPLE_RATE * FRAME_SECONDS)
+    stretches = [(s, e) for v, s, e in _runs(speech.astype(np.int8))
+                 if v == 1 and MIN_STRETCH_SECONDS <= (e - s) * FRAME_SECONDS < SHORT_STRETCH_SECONDS]
+    if not stretches:
+        return
+    encoder = _get_encoder()
+    with torch.no_grad():
+        for s, e in stretches:
+            mel = wav_to_mel_spectrogram(np.asarray(samples[s * hop: e * hop], dtype=np.float32))
+            embed = encoder(torch.from_numpy(mel[None])).numpy()[0]
+            nearer = int(np.argmax(centroids @ embed))
+            votes[s:e, nearer] = votes[s:e].sum(axis=1) + 1.0
+            votes[s:e, 1 - nearer] = 0.0
 
 
 def _fill_uncovered(labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
