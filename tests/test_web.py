@@ -858,7 +858,8 @@ def test_store_migration_two_keeps_existing_data(tmp_path):
     db.execute("DROP TABLE users")
     db.close()
     reopened = Store(path)
-    assert reopened.migrations == ["0001_calls", "0002_web"]
+    # Later migrations (0003_…) apply too.
+    assert {"0001_calls", "0002_web"} <= set(reopened.migrations)
     assert reopened.call_row("k")["status"] == "failed"
     assert reopened.users() == [] and reopened.uploads() == []
     reopened.close()
@@ -873,12 +874,14 @@ def test_store_made_before_the_migrations_table_is_recognised(tmp_path):
 
     path = tmp_path / "legacy.db"
     db = sqlite_utils.Database(path)
-    schema.MIGRATIONS.apply(db)
+    # user_version 2 meant the first two migrations; later ones have not run on it.
+    later = schema.MIGRATIONS._migrations[2:]
+    schema.MIGRATIONS.apply(db, stop_before=later[0].name if later else None)
     db["_sqlite_migrations"].drop()
     db.execute("PRAGMA user_version = 2")
     db.close()
     store = Store(path)
-    assert store.migrations == ["0001_calls", "0002_web"]
+    assert store.migrations[:2] == ["0001_calls", "0002_web"]
     store.save_failure("t" * 64, "x.wav", "broken", call_id="x")
     assert store.call_row("x")["status"] == "failed"
     store.close()
