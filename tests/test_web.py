@@ -917,3 +917,25 @@ def test_downloads_work_with_the_real_reports_module(web, engine):
     letter = debtor.get(f"/submit/r/{token}/complaint.html")
     text = letter.data.decode()
     assert letter.status_code == 200 and "投诉书" in text and "乙金融" in text and "王芳" in text and "02188880000" in text
+
+
+def test_staff_swap_the_diarized_roles_and_the_findings_follow(web, engine):
+    from monitor.models import SpeakerRoles
+
+    turns = (Turn("collector", "喂？", 0.0, 1.0, speaker_source="diarized", voice="A"),
+             Turn("debtor", "你这个废物，借钱不还。", 1.5, 3.0, speaker_source="diarized", voice="B"),
+             Turn("collector", "我会还的", 3.5, 4.5, speaker_source="diarized", voice="A"))
+    call = Call(id="m1", turns=turns, sha256="e" * 64, duration=5.0, roles=SpeakerRoles(2, "A", 0.3))
+    web.store.save_transcript(call)
+    web.store.save_findings("m1", engine.scan(call), engine.pack.version)
+    assert web.store.findings("m1") == []
+    client = web.client("rita")
+    page = client.get("/calls/m1")
+    assert "声音 A 判定为催收员" in page.text and "未经人工确认" in page.text
+    token = csrf(client, "/calls/m1")
+    response = client.post("/calls/m1/roles", data={"csrf_token": token, "collector_voice": "B"})
+    assert response.status_code == 302
+    findings = web.store.findings("m1")
+    assert findings and {f.finding.turn for f in findings} == {1} and all(f.finding.speaker_verified for f in findings)
+    assert [a["action"] for a in web.store.audit_log("m1") if a["action"] == "call.roles"] == ["call.roles"]
+    assert client.post("/calls/m1/roles", data={"csrf_token": token, "collector_voice": "Z"}).status_code == 400
