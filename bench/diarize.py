@@ -94,6 +94,7 @@ def main() -> None:
     print(f"{len(wavs)} mono mixes ({args.set}), {audio / args.repeat:.0f} s of audio, {args.repeat} rounds")
     print(f"analysis without diarization: {totals['off']:.1f} s, with: {totals['on']:.1f} s "
           f"→ diarization adds {added:.0%} (target ≤ 30%)")
+    print("per call inside diarize():", " ".join(f"{t:.2f}" for t in inside))
     print(f"time inside diarize(): {sum(inside):.1f} s = {sum(inside) / totals['off']:.0%} of the analysis without it, "
           f"{sum(inside) / (audio / 60):.2f} s per minute of audio")
     print(f"worker peak memory with diarization: {peak:.0f} MB (target < 1500 MB)")

@@ -199,11 +199,28 @@ def _embed_windows(samples: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray,
         return np.zeros((0, 256), dtype=np.float32), np.zeros(0, dtype=int)
     batch = np.stack([mel[s: s + size] for s in starts])
     encoder = _get_encoder()
-    with torch.no_grad():
+    with torch.no_grad(), _encoder_cpu_settings(torch):
         embeds = []
         for i in range(0, len(batch), 64):
             embeds.append(encoder(torch.from_numpy(batch[i: i + 64])).numpy())
     return np.concatenate(embeds), np.array(starts)
+
+
+@contextmanager
+def _encoder_cpu_settings(torch):
+    """How the encoder runs, put back afterwards. One thread: its small LSTM batches gain
+    nothing from more, and a second thread stalls whenever the machine is busy (the
+    Whisper engine's own threads, other workers). Subnormal floats flushed to zero: the
+    LSTM state decays into them over silent frames, which the CPU handles many times
+    slower; no embedding that matters changes."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.set_flush_denormal(True)
+    try:
+        yield
+    finally:
+        torch.set_flush_denormal(False)
+        torch.set_num_threads(threads)
 
 
 # -- clustering --------------------------------------------------------------------------
@@ -313,7 +330,7 @@ def _vote_short_stretches(votes, samples, speech, embeds, clusters) -> None:
     if not stretches:
         return
     encoder = _get_encoder()
-    with torch.no_grad():
+    with torch.no_grad(), _encoder_cpu_settings(torch):
         for s, e in stretches:
             mel = wav_to_mel_spectrogram(np.asarray(samples[s * hop: e * hop], dtype=np.float32))
             embed = encoder(torch.from_numpy(mel[None])).numpy()[0]
