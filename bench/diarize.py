@@ -2,6 +2,7 @@
 memory with it, on mono mixes of the sample calls (scripts/make_mono_mixes.py).
 
     .venv/bin/python bench/diarize.py [--set plain] [--repeat 2]
+    .venv/bin/python bench/diarize.py --accuracy        # right-role share per mix set
 
 For each mix, the worker's job (decode, Whisper, diarization, signals) runs with
 diarization off and on, alternately, with the model already loaded; the added share is
@@ -47,14 +48,54 @@ def worker(paths: list[str]) -> None:
     print(json.dumps({"peak_mb": round(peak_kb / 1024, 1)}))
 
 
+def accuracy() -> None:
+    """Share of speech time with the right role, per set, end to end (Whisper, roles)."""
+    import make_mono_mixes
+    from monitor.detection.examples import load_engine
+    from monitor.runs.executor import InlineExecutor
+    from monitor.runs.pipeline import AsrOptions, analyse_files
+    from monitor.runs.roles import turn_signals
+
+    engine = load_engine()
+    with tempfile.TemporaryDirectory() as tmp:
+        make_mono_mixes.make_mixes(Path(tmp))
+        for kind in make_mono_mixes.SETS:
+            wavs = sorted((Path(tmp) / kind).glob("*.wav"))
+            right = total = right_two = total_two = 0.0
+            lines = []
+            for wav, outcome in zip(wavs, analyse_files(wavs, engine, InlineExecutor(AsrOptions()))):
+                truth = json.loads(wav.with_suffix("").with_suffix(".expected.json").read_text(encoding="utf-8"))
+                result = outcome.result
+                turns = [{"speaker": t.speaker, "start": t.start, "end": t.end, **turn_signals(t)} for t in result.call.turns]
+                findings = [f.to_contract() for f in result.findings]
+                score = make_mono_mixes.score_roles(truth["turns"], turns, findings)
+                missing = sorted(set(truth["categories"]) - set(result.categories))
+                voices = result.call.roles.voices if result.call.roles else None
+                right += score["right_seconds"]
+                total += score["speech_seconds"]
+                if voices == 2:
+                    right_two += score["right_seconds"]
+                    total_two += score["speech_seconds"]
+                lines.append(f"  {wav.stem:24s} voices {voices}  right {score['right_share']:.3f}  "
+                             f"on debtor lines {len(score['findings_on_debtor'])}  missing {missing or '-'}")
+            print(f"{kind}: right role {right / total:.3f} of speech time"
+                  + (f" ({right_two / total_two:.3f} on the calls heard as two voices)" if total_two else ""))
+            print("\n".join(lines), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
+    parser.add_argument("--accuracy", action="store_true", help="right-role share per mix set instead of speed")
     parser.add_argument("--set", default="plain", help="which mono-mix set (default plain)")
     parser.add_argument("--repeat", type=int, default=2)
     parser.add_argument("--worker", nargs="+", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         worker(args.worker)
+        return
+    if args.accuracy:
+        sys.path.insert(0, str(REPO / "scripts"))
+        accuracy()
         return
 
     import monitor.speech.diarize as diarize_module

@@ -97,6 +97,8 @@ def _print_result(result) -> None:
     call = result.call
     click.echo(f"{call.source}  {call.duration:.1f} s  sha256 {call.sha256[:16]}…  "
                f"categories: {', '.join(result.categories) or 'none'}")
+    for note in call.notes:
+        click.echo(click.style(f"  note: {note}", fg="yellow"))
     by_turn: dict = {}
     for finding in result.findings:
         by_turn.setdefault(finding.turn, []).append(finding)
