@@ -142,8 +142,18 @@ class ScriptedTranscriber:
     def transcribe(self, samples):
         words = []
         for turn in self.truth["turns"]:
-            step = (turn["end"] - turn["start"]) / len(turn["text"])
-            words += [Word(turn["start"] + i * step, turn["start"] + (i + 1) * step, ch) for i, ch in enumerate(turn["text"])]
+            # One word per character, punctuation riding on the character before it
+            # (as Whisper writes "融，"), spread evenly over the line's speech.
+            spoken = [ch for ch in turn["text"] if ch not in "，。？！、"]
+            step = (turn["end"] - turn["start"]) / len(spoken)
+            line = []
+            for ch in turn["text"]:
+                if ch in "，。？！、":
+                    line[-1] = replace(line[-1], word=line[-1].word + ch)
+                    continue
+                start = turn["start"] + len(line) * step
+                line.append(Word(start, start + step, ch))
+            words += line
         text = "".join(w.word for w in words)
         return [Segment(words[0].start, words[-1].end, text, -0.2, 0.01, 1.2, tuple(words))]
 

@@ -56,6 +56,10 @@ MIN_SECOND_VOICE_SECONDS = 1.5
 # embedding (see _vote_short_stretches); shorter than the minimum, they say too little.
 SHORT_STRETCH_SECONDS = 1.6
 MIN_STRETCH_SECONDS = 0.3
+# A change of voice moves to a pause (at least MIN_PAUSE_SECONDS without speech) at
+# most this far away.
+SNAP_SECONDS = 0.5
+MIN_PAUSE_SECONDS = 0.1
 # Runs of one voice shorter than this are absorbed by their neighbours.
 MIN_RUN_SECONDS = 0.4
 # Inside one recognised segment, a run of words this short (or a single character)
@@ -287,6 +291,7 @@ def diarize(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Diarization:
     # Frames no window covered (speech bursts shorter than a window) take the nearest
     # voice in time; smoothing then removes flickers.
     frame_labels = _smooth(_fill_uncovered(frame_labels, votes.sum(axis=1) > 0), int(MIN_RUN_SECONDS / FRAME_SECONDS))
+    frame_labels = _snap_changes_to_pauses(frame_labels)
     seconds = [float((frame_labels == k).sum() * FRAME_SECONDS) for k in (0, 1)]
     smaller = min(seconds)
     if separation < MIN_SEPARATION or smaller < MIN_SECOND_VOICE_SECONDS or smaller / sum(seconds) < MIN_SECOND_VOICE_SHARE:
@@ -337,6 +342,44 @@ def _vote_short_stretches(votes, samples, speech, embeds, clusters) -> None:
             nearer = int(np.argmax(centroids @ embed))
             votes[s:e, nearer] = votes[s:e].sum(axis=1) + 1.0
             votes[s:e, 1 - nearer] = 0.0
+
+
+def _snap_changes_to_pauses(labels: np.ndarray) -> np.ndarray:
+    """Move each change of voice to the longest pause within SNAP_SECONDS.
+
+    People mostly take turns at a pause, but window votes blur a change over a few
+    hundred milliseconds, so the last syllable of one turn or the first of the next
+    would go to the wrong voice."""
+    out = labels.copy()
+    reach = int(SNAP_SECONDS / FRAME_SECONDS)
+    min_pause = int(MIN_PAUSE_SECONDS / FRAME_SECONDS)
+    speech = np.flatnonzero(out >= 0)
+    if len(speech) < 2:
+        return out
+    pauses = [(int(speech[k]), int(speech[k + 1])) for k in range(len(speech) - 1)
+              if speech[k + 1] - speech[k] > min_pause]  # (last frame before, first frame after)
+    if not pauses:
+        return out
+    for k in range(1, len(speech)):
+        before, after = speech[k - 1], speech[k]
+        if out[before] == out[after] or after - before > min_pause:
+            continue  # no change here, or it already sits at a pause
+        change = int(after)
+        # A pause before the change ends near it; one after it starts near it.
+        distance = lambda p: change - p[1] if p[1] <= change else p[0] - change  # noqa: E731
+        near = [p for p in pauses if distance(p) <= reach]
+        if not near:
+            continue
+        # The longest pause within reach: turns change at real pauses, not between words.
+        last, first = max(near, key=lambda p: (p[1] - p[0], -distance(p)))
+        old_voice, new_voice = out[before], out[after]
+        if first <= change:  # the pause is earlier: the new voice starts after it
+            span = out[first:change]
+            span[span >= 0] = new_voice
+        else:  # the pause is later: the old voice goes on until it
+            span = out[change:last + 1]
+            span[span >= 0] = old_voice
+    return out
 
 
 def _fill_uncovered(labels: np.ndarray, covered: np.ndarray) -> np.ndarray:
