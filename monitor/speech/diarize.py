@@ -8,9 +8,13 @@ its wheel, so it works offline) and ``webrtcvad``. Steps:
 3. the embeddings are clustered into two groups (spectral clustering on cosine
    affinity) and a separation test decides whether there really are two voices: a
    recording of one person must stay one speaker;
-4. each 10 ms speech frame takes the vote of the windows that cover it, and short runs
-   are smoothed away (nobody changes turns every 200 ms);
+4. each 10 ms speech frame takes the vote of the windows that cover it; a stretch of
+   speech shorter than a window (a 喂, a 是我) is judged by its own embedding; short
+   runs are smoothed away (nobody changes turns every 200 ms), and each change of
+   voice moves to the longest pause near it;
 5. ``split_by_voice`` cuts Whisper segments where the voice changes, at word times.
+
+Also imported here and only here: scikit-learn (the clustering). torch runs the encoder.
 
 Voices are named ``A`` (the one heard first) and ``B``; which of them is the collector
 is decided later from what they say (``monitor.runs.roles``).
