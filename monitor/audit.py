@@ -41,6 +41,8 @@ class Action(str, Enum):
     QUEUE_EXPORTED = ("queue.export", "导出所选通话 (CSV)")
     SECOND_LOOK_REQUESTED = ("finding.second_look", "送交复核")
     DEBTOR_SIDE_TRANSCRIBED = ("call.debtor_side", "补转写对方（债务人）声道")
+    ROLES_SET = ("call.roles", "审核人确认或交换说话人角色")
+    VOICE_CLAIMED = ("call.voice_claimed", "债务人指认本人声音")
     # decisions
     FINDING_CONFIRMED = ("finding.confirmed", "审核：确认违规")
     FINDING_DISMISSED = ("finding.dismissed", "审核：驳回")

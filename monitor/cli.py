@@ -134,6 +134,8 @@ def _print_result(result) -> None:
     call = result.call
     click.echo(f"{call.source}  {call.duration:.1f} s  sha256 {call.sha256[:16]}…  "
                f"categories: {', '.join(result.categories) or 'none'}")
+    for note in call.notes:
+        click.echo(click.style(f"  note: {note}", fg="yellow"))
     by_turn: dict = {}
     for finding in result.findings:
         by_turn.setdefault(finding.turn, []).append(finding)
@@ -165,6 +167,7 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
     """
     from monitor.runs.executor import InlineExecutor
     from monitor.runs.pipeline import analyse_files
+    from monitor.runs.roles import call_signals, turn_signals
     from monitor.runs.scan import result_line
 
     try:
@@ -188,9 +191,11 @@ def analyze(files, as_json, asr_engine, model, compute_type, collector_channel, 
                 "duration": round(result.call.duration, 3),
                 **({"debtor_side": outcome.debtor_side} if outcome.debtor_side == "not transcribed" else {}),
                 "turns": [
-                    {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence}
+                    {"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, "confidence": t.confidence,
+                     **turn_signals(t)}
                     for t in result.call.turns
                 ],
+                **call_signals(result.call),
             }
             click.echo(json.dumps(record, ensure_ascii=False))
         else:

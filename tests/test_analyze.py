@@ -64,10 +64,25 @@ def test_json_output_has_turns_hash_and_duration(faster_whisper_results):
         assert turn["speaker"] == "collector" and finding["speaker_verified"] is True
 
 
-def test_mono_call_has_unknown_speakers_and_unverified_findings(faster_whisper_results):
+def test_mono_call_is_diarized_and_its_findings_stay_unverified(faster_whisper_results):
     result = faster_whisper_results["mono_threat"]
-    assert {t["speaker"] for t in result["turns"]} == {"unknown"}
+    assert {t["speaker"] for t in result["turns"]} == {"collector", "debtor"}
+    assert {t["speaker_source"] for t in result["turns"]} == {"diarized"}
+    assert result["roles"]["voices"] == 2 and result["roles"]["collector_voice"] in ("A", "B")
     assert result["findings"] and all(f["speaker_verified"] is False for f in result["findings"])
+    assert all(result["turns"][f["turn"]]["speaker"] == "collector" for f in result["findings"])
+
+
+def test_stereo_turns_keep_channel_roles_and_every_call_has_signals(faster_whisper_results):
+    result = faster_whisper_results["abuse_threat"]
+    assert {t["speaker_source"] for t in result["turns"]} == {"channel"}
+    assert result["roles"] is None
+    signals = result["signals"]
+    assert signals["source"] == "channel"
+    shares = {side["speaker"]: side["talk_share"] for side in signals["sides"]}
+    assert set(shares) == {"collector", "debtor"} and shares["collector"] > shares["debtor"]
+    assert signals["overtalk_seconds"] < 0.5  # the sample calls take turns
+    assert 0.3 < signals["longest_silence"] < 1.5  # 0.4–0.9 s between turns
 
 
 def test_openai_whisper_engine_finds_the_same(tmp_path):

@@ -172,7 +172,8 @@ def submit(client, path: Path | None, data: bytes | None = None, filename: str |
 
 # --- access --------------------------------------------------------------------------------
 
-EXPECTED_PUBLIC = {"auth.login", "static", "favicon", "submit.form", "submit.receipt", "submit.complaint", "submit.evidence"}
+EXPECTED_PUBLIC = {"auth.login", "static", "favicon", "submit.form", "submit.receipt", "submit.complaint", "submit.evidence",
+                   "submit.voice"}
 
 
 def _is_public(endpoint: str) -> bool:
@@ -909,3 +910,57 @@ def test_downloads_work_with_the_real_reports_module(web, engine):
     letter = debtor.get(f"/submit/r/{token}/complaint.html")
     text = letter.data.decode()
     assert letter.status_code == 200 and "投诉书" in text and "乙金融" in text and "王芳" in text and "02188880000" in text
+
+
+def test_staff_swap_the_diarized_roles_and_the_findings_follow(web, engine):
+    from monitor.models import SpeakerRoles
+
+    turns = (Turn("collector", "喂？", 0.0, 1.0, speaker_source="diarized", voice="A"),
+             Turn("debtor", "你这个废物，借钱不还。", 1.5, 3.0, speaker_source="diarized", voice="B"),
+             Turn("collector", "我会还的", 3.5, 4.5, speaker_source="diarized", voice="A"))
+    call = Call(id="m1", turns=turns, sha256="e" * 64, duration=5.0, roles=SpeakerRoles(2, "A", 0.3))
+    web.store.save_transcript(call)
+    web.store.save_findings("m1", engine.scan(call), engine.pack.version)
+    assert web.store.findings("m1") == []
+    client = web.client("rita")
+    page = client.get("/calls/m1")
+    assert "声音 A 判定为催收员" in page.text and "未经人工确认" in page.text
+    token = csrf(client, "/calls/m1")
+    response = client.post("/calls/m1/roles", data={"csrf_token": token, "collector_voice": "B"})
+    assert response.status_code == 302
+    findings = web.store.findings("m1")
+    assert findings and {f.finding.turn for f in findings} == {1} and all(f.finding.speaker_verified for f in findings)
+    assert [a["action"] for a in web.store.audit_log("m1") if a["action"] == "call.roles"] == ["call.roles"]
+    assert client.post("/calls/m1/roles", data={"csrf_token": token, "collector_voice": "Z"}).status_code == 400
+
+
+def test_the_debtor_taps_their_own_line_and_the_rules_run_again(web, engine):
+    from dataclasses import replace
+
+    from monitor.audit import Action
+    from monitor.models import SpeakerRoles
+
+    client = web.app.test_client()
+    token = _receipt_token(submit(client, web.recording("mine.wav", 440, [("unknown", "喂？"), ("unknown", "你这个废物，借钱不还。"),
+                                                                          ("unknown", "我会还的")])))
+    web.queue.process_pending()
+    [row] = web.store.uploads()
+    # As diarization would leave a mono recording, with the roles inferred the wrong way.
+    call = web.store.call(row["call_id"])
+    voices = ("A", "B", "A")
+    call = replace(call, turns=tuple(replace(t, speaker="collector" if v == "A" else "debtor", speaker_source="diarized",
+                                             voice=v) for t, v in zip(call.turns, voices)),
+                   roles=SpeakerRoles(2, "A", 0.2))
+    web.store.save_speakers(call, "system", Action.ROLES_SET)
+    web.store.save_findings(call.id, engine.scan(call), engine.pack.version)
+    assert web.store.findings(call.id) == []
+    receipt = client.get(f"/submit/r/{token}")
+    assert "哪一句是您说的" in receipt.text
+    response = client.post(f"/submit/r/{token}/voice", data={"csrf_token": csrf(client, f"/submit/r/{token}"), "turn": "2"})
+    assert response.status_code == 303
+    findings = web.store.findings(call.id)
+    assert findings and {f.finding.turn for f in findings} == {1}
+    assert "废物" in client.get(f"/submit/r/{token}").text
+    assert [a["actor"] for a in web.store.audit_log(call.id) if a["action"] == "call.voice_claimed"] == ["debtor"]
+    assert client.post(f"/submit/r/{token}/voice", data={"csrf_token": csrf(client, f"/submit/r/{token}"),
+                                                          "turn": "9"}).status_code == 400

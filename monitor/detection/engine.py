@@ -22,7 +22,7 @@ from durable.engine import MessageNotHandledException, Ruleset
 
 from monitor.models import Call, CallResult, Finding, Turn
 from monitor.detection.embedding import Embedder, shared_embedder
-from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, is_similar
+from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, SignalCondition, is_similar
 from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
@@ -267,7 +267,10 @@ class Engine:
         self.fallback_only = fallback_only
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
-        self._leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
+        leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
+        self._leaves = [leaf for leaf in leaves if not isinstance(leaf.matcher, SignalCondition)]
+        # Conditions on how a turn was said (raised voice) or on the call (overtalk).
+        self._conditions = [leaf for leaf in leaves if isinstance(leaf.matcher, SignalCondition)]
         self._similar = _similar_plans(pack) if similarity else []
         self._embedder = embedder
         self._example_vectors: dict[str, np.ndarray] = {}
@@ -402,6 +405,7 @@ class Engine:
         analysed = [self.pack.analyser.analyse(turn.text) for turn in call.turns]
         for i, turn in enumerate(call.turns):
             signals = self.signals(analysed[i], turn.speaker)
+            signals += [leaf.signal for leaf in self._conditions if leaf.matcher.holds(turn, call)]
             # Every rule condition needs at least one signal present, so a turn that
             # raised none cannot match anything: it is not asserted at all.
             if len(signals) > 1:
@@ -477,7 +481,7 @@ class Engine:
                     start=turn.start,
                     end=turn.end,
                     evidence=turn.text,
-                    speaker_verified=turn.speaker == "collector",
+                    speaker_verified=_speaker_verified(turn, call),
                     legal_basis=rule.legal_basis,
                     matched=self.evidence_span(rule, analysed[turn_index]),
                     similarity=hit.score if hit else None,
@@ -485,6 +489,16 @@ class Engine:
                 )
             )
         return tuple(findings)
+
+
+def _speaker_verified(turn: Turn, call: Call) -> bool:
+    """A collector known from the recorder's channel, or a diarized role a person
+    confirmed; an inferred role is not verified."""
+    if turn.speaker != "collector":
+        return False
+    if turn.speaker_source == "diarized":
+        return call.roles is not None and call.roles.confirmed_by is not None
+    return True
 
 
 def _call_evidence(rule: Rule, call: Call, nth: int | None) -> str:

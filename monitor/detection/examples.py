@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 from monitor import settings
 from monitor.detection.engine import Engine
 from monitor.errors import InputError, RuleError, RuleProblem
-from monitor.models import Call, Turn
+from monitor.models import Call, CallSignals, Turn
 from monitor.detection.rules import Example, Rule, collect_rules
 from monitor.times import parse_time
 
@@ -56,8 +56,13 @@ def _example_call(example: Example, zone: ZoneInfo) -> tuple[Call, list[Call]]:
                 )
             )
         return calls[-1], calls[:-1]
-    turns = tuple(Turn(speaker, text) for speaker, text in example.turns)
-    return Call(id="example", turns=turns, is_utterance=len(turns) == 1), []
+    raised = example.raised or (False,) * len(example.turns)
+    turns = tuple(Turn(speaker, text, raised_voice=loud) for (speaker, text), loud in zip(example.turns, raised))
+    signals = None
+    if example.overtalk_share is not None:
+        signals = CallSignals(source="channel", sides=(), overtalk_seconds=0.0, overtalk_count=0,
+                              overtalk_share=example.overtalk_share, longest_silence=0.0)
+    return Call(id="example", turns=turns, is_utterance=len(turns) == 1, signals=signals), []
 
 
 def run_examples(engine: Engine, rules: tuple[Rule, ...] | None = None) -> list[ExampleOutcome]:
@@ -98,7 +103,9 @@ def run_examples(engine: Engine, rules: tuple[Rule, ...] | None = None) -> list[
 def _describe(example: Example) -> str:
     if example.calls:
         return " → ".join(f"{c.get('started_at')} {c.get('direction', 'outbound')}" for c in example.calls)
-    return " / ".join(f"[{speaker}] {text}" for speaker, text in example.turns)
+    raised = example.raised or (False,) * len(example.turns)
+    return " / ".join(f"[{speaker}{', raised voice' if loud else ''}] {text}"
+                      for (speaker, text), loud in zip(example.turns, raised))
 
 
 def load_engine(directory: Path | str | None = None) -> Engine:

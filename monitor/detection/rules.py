@@ -40,6 +40,9 @@ _EXAMPLE = {
                 "turns": {"type": "array", "minItems": 1, "items": {"type": "object"}},
                 "calls": {"type": "array", "minItems": 1, "items": {"type": "object"}},
                 "note": {"type": "string"},
+                # Conversation signals of the example (see the signal keys in rules/README.md).
+                "raised_voice": {"type": "boolean"},
+                "overtalk_share": {"type": "number", "minimum": 0, "maximum": 1},
             },
         },
     ]
@@ -150,7 +153,10 @@ LEXICON_SCHEMA = {
 }
 
 _LEXICON_REF = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
-_EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not", "similar")
+# Conversation-signal conditions (monitor.speech.signals): true or false of a turn or
+# of the whole call, never of the words; they combine with word matchers like any leaf.
+_SIGNAL_KEYS = ("raised_voice", "overtalk_share")
+_EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not", "similar") + _SIGNAL_KEYS
 
 # `similar:` example-sentence files (rules/similar/NAME.yaml) and the thresholds that
 # `monitor rules calibrate` computes for similar leaves (see rules/README.md).
@@ -171,6 +177,26 @@ SENTENCES_SCHEMA = {
 
 
 # --- the compiled form -------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SignalCondition:
+    """A leaf about how something was said, not what: ``raised_voice`` (the turn is
+    well above its speaker's usual loudness) or ``overtalk_share`` (the call's share
+    of speech time with both sides talking at once is at least ``at_least``). Words
+    never match it (``find`` finds nothing); the engine asks ``holds``."""
+
+    key: str
+    at_least: float | None = None
+
+    def find(self, analysed, guards) -> list:
+        return []
+
+    def holds(self, turn, call) -> bool:
+        if self.key == "raised_voice":
+            return bool(getattr(turn, "raised_voice", False))
+        signals = getattr(call, "signals", None)
+        return signals is not None and signals.overtalk_share >= self.at_least
 
 
 @dataclass(frozen=True)
@@ -221,6 +247,8 @@ class Example:
     turns: tuple[tuple[str, str], ...] = ()  # (speaker, text); the last one is judged
     calls: tuple[dict, ...] = ()  # call-rule examples; the last call is judged
     line: int | None = None
+    raised: tuple[bool, ...] = ()  # per turn: said with a raised voice
+    overtalk_share: float | None = None
 
 
 @dataclass(frozen=True)
@@ -486,7 +514,10 @@ class _ExprCompiler:
                 self.problems.add(self.path, key_line, f"{where}.not: may wrap one matcher or an 'any' of matchers only")
                 return None
             return NotOf(item)
-        matcher = self.matcher(node, kind, value, key_line, where)
+        if kind in _SIGNAL_KEYS:
+            matcher = self.signal(kind, value, key_line, where)
+        else:
+            matcher = self.matcher(node, kind, value, key_line, where)
         if matcher is None:
             return None
         self.count += 1
@@ -545,6 +576,19 @@ class _ExprCompiler:
             self.problems.add(self.path, item_line, f"{where}.similar.{key}: expected a non-empty list of sentences or a sentence file name")
             return None
         return tuple(dict.fromkeys(sentences))
+
+    def signal(self, kind, value, line, where) -> SignalCondition | None:
+        if kind == "raised_voice":
+            if value is not True:
+                self.problems.add(self.path, line, f"{where}.raised_voice: expected true (use not: for the opposite)")
+                return None
+            return SignalCondition("raised_voice")
+        at_least = value.get("at_least") if isinstance(value, dict) else None
+        if (not isinstance(value, dict) or set(value) != {"at_least"} or isinstance(at_least, bool)
+                or not isinstance(at_least, (int, float)) or not 0 < at_least <= 1):
+            self.problems.add(self.path, line, f"{where}.overtalk_share: expected {{at_least: N}} with 0 < N <= 1")
+            return None
+        return SignalCondition("overtalk_share", float(at_least))
 
     def expand_lexicons(self, pattern: str) -> tuple[str, str | None]:
         """Replace each {lexicon_name} in a regex with a group of that lexicon's terms
@@ -767,16 +811,22 @@ def _examples(doc, path: Path, is_call_rule: bool, problems: _Problems) -> tuple
                 found.append(Example(verdict == "fire", calls=tuple(item["calls"]), line=line))
                 continue
             if "turns" in item:
-                turns = []
+                turns, raised = [], []
                 for t in item["turns"]:
                     if not isinstance(t.get("text"), str) or not t["text"]:
                         problems.add(path, line, f"examples.{verdict}[{i}]: every turn needs text")
                         break
+                    if not isinstance(t.get("raised_voice", False), bool):
+                        problems.add(path, line, f"examples.{verdict}[{i}]: raised_voice must be true or false")
+                        break
                     turns.append((t.get("speaker", "collector"), t["text"]))
+                    raised.append(t.get("raised_voice", False))
                 else:
-                    found.append(Example(verdict == "fire", turns=tuple(turns), line=line))
+                    found.append(Example(verdict == "fire", turns=tuple(turns), line=line, raised=tuple(raised),
+                                         overtalk_share=item.get("overtalk_share")))
             elif "text" in item:
-                found.append(Example(verdict == "fire", turns=((item.get("speaker", "collector"), item["text"]),), line=line))
+                found.append(Example(verdict == "fire", turns=((item.get("speaker", "collector"), item["text"]),), line=line,
+                                     raised=(item.get("raised_voice", False),), overtalk_share=item.get("overtalk_share")))
             else:
                 problems.add(path, line, f"examples.{verdict}[{i}]: needs text or turns")
     return tuple(found)

@@ -29,7 +29,8 @@ from typing import TYPE_CHECKING, Callable, Iterable, Iterator
 
 from monitor.detection.engine import Engine
 from monitor.errors import MonitorError
-from monitor.models import Call, CallResult
+from monitor.models import Call, CallResult, SpeakerRoles
+from monitor.runs.roles import assign_roles
 from monitor.detection.text import to_simplified
 from monitor.learning.model import current_model
 from monitor.learning.suspects import store_assessment
@@ -62,6 +63,7 @@ class AsrOptions:
     batch_size: int = DEFAULT_BATCH_SIZE
     # always | when-flagged | never: which calls get their debtor channel transcribed.
     debtor_side: str = "always"
+    diarize: bool = True  # mono recordings: find the two voices (monitor.speech.diarize)
 
 
 @dataclass(frozen=True)
@@ -94,31 +96,43 @@ def transcribe_part(path: str | os.PathLike[str], options: AsrOptions = AsrOptio
                     recording=None) -> Heard:
     """Transcribe one recording (``recording``: already decoded) into a Call, no metadata
     yet: both channels, or of a stereo call only the collector's or only the debtor's
-    (a mono recording is always transcribed whole). Raises AudioError for a file that is
-    not usable audio, TranscriptionError for ASR trouble."""
-    from monitor.speech.transcribe import COLLECTOR_CHANNELS, merge_segments, turns_from_recording
+    (a mono recording is always transcribed whole, its two voices found by
+    diarization). Conversation signals are measured when the whole call was heard.
+    Raises AudioError for a file that is not usable audio, TranscriptionError for ASR
+    trouble."""
+    from monitor.speech.signals import conversation_signals
+    from monitor.speech.transcribe import COLLECTOR_CHANNELS, merge_segments, transcribe_with_voices
 
     if side not in SIDES:
         raise ValueError(f"side must be one of {', '.join(SIDES)}, not {side!r}")
     if recording is None:
         recording = decode(path, options)
     transcriber = get_options_transcriber(options)
-    segments = None
+    segments = diarization = signals = None
     if side == "both" or not recording.is_stereo:
-        turns = turns_from_recording(recording, transcriber, options.collector_channel)
+        turns, diarization = transcribe_with_voices(recording, transcriber, options.collector_channel, options.diarize)
         side = "both"
     else:
         collector_index = COLLECTOR_CHANNELS.index(options.collector_channel)
         index = collector_index if side == "collector" else 1 - collector_index
         segments = tuple((side, segment) for segment in transcriber.transcribe(recording.channels[index]))
-        turns = merge_segments(list(segments))
+        turns = [replace(t, speaker_source="channel") for t in merge_segments(list(segments))]
+    # Whisper often writes traditional characters; reviewers and reports read simplified.
+    turns = list(simplified(turns))
+    if side == "both":
+        turns, signals = conversation_signals(recording, turns, diarization, options.collector_channel)
+    notes = (f"speakers: {diarization.note}",) if diarization is not None and diarization.note else ()
     call = Call(
         id=Path(path).stem,
-        # Whisper often writes traditional characters; reviewers and reports read simplified.
-        turns=simplified(turns),
+        turns=tuple(turns),
         sha256=recording.sha256,
         duration=recording.duration,
         source=os.fspath(path),
+        signals=signals,
+        notes=notes,
+        # Voices found but not yet named: monitor.runs.roles decides who is the collector.
+        roles=SpeakerRoles(voices=diarization.voices, collector_voice=None, confidence=0.0)
+        if diarization is not None else None,
     )
     return Heard(call, side, recording.is_stereo, segments)
 
@@ -245,7 +259,8 @@ def analyse_files(paths: Iterable[str | os.PathLike[str]], engine: Engine, execu
         if outcome.error is not None:
             yield FileOutcome(outcome.path, error=outcome.error)
         else:
-            yield FileOutcome(outcome.path, result=engine.scan(outcome.call), debtor_side=outcome.debtor_side)
+            yield FileOutcome(outcome.path, result=engine.scan(assign_roles(outcome.call, engine)),
+                              debtor_side=outcome.debtor_side)
 
 
 def analyse_and_store(
@@ -289,8 +304,8 @@ def analyse_and_store(
         call_id = None
         if error is None:
             try:
-                call_id = store.save_transcript_sides(with_metadata(outcome.call, job.metadata), origin=origin,
-                                                      extra=job.extra, debtor_side=outcome.debtor_side,
+                call_id = store.save_transcript_sides(assign_roles(with_metadata(outcome.call, job.metadata), engine),
+                                                      origin=origin, extra=job.extra, debtor_side=outcome.debtor_side,
                                                       collector_channel=channel)
             except Exception as failure:  # a value the store cannot keep must not lose the job
                 error = f"{job.path}: could not store the transcript: {type(failure).__name__}: {failure}"

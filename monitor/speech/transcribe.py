@@ -18,7 +18,7 @@ import os
 import re
 import threading
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, runtime_checkable
 
@@ -113,6 +113,15 @@ _PUNCTUATION = re.compile(r"[\s\W_]+", re.UNICODE)
 
 
 @dataclass(frozen=True)
+class Word:
+    """One recognised word with its times (what diarization cuts segments at)."""
+
+    start: float
+    end: float
+    word: str
+
+
+@dataclass(frozen=True)
 class Segment:
     """One stretch of recognised speech, times in seconds from the start of the samples."""
 
@@ -122,6 +131,7 @@ class Segment:
     avg_logprob: float
     no_speech_prob: float
     compression_ratio: float
+    words: tuple[Word, ...] = ()
 
 
 @runtime_checkable
@@ -261,6 +271,7 @@ def _split_at_pauses(segment) -> list[Segment]:
             avg_logprob=sum(math.log(max(w.probability, 1e-6)) for w in run) / len(run),
             no_speech_prob=segment.no_speech_prob,
             compression_ratio=segment.compression_ratio,
+            words=tuple(Word(float(w.start), float(w.end), w.word) for w in run),
         )
         for run in runs
     ]
@@ -481,15 +492,30 @@ def turns_from_recording(
     recording: Recording,
     transcriber: Transcriber,
     collector_channel: str = "left",
+    diarize: bool = False,
 ) -> list[Turn]:
     """Transcribe each channel and return the speech as time-ordered turns.
 
     Stereo: the collector's channel (left by default, the usual recorder convention)
-    gives "collector" turns, the other "debtor". Mono: every turn is "unknown".
+    gives "collector" turns, the other "debtor". Mono: every turn is "unknown"; with
+    ``diarize`` each turn also carries its voice (see ``transcribe_with_voices``).
     Adjacent segments of the same known speaker within ``MERGE_GAP_SECONDS`` join into
     one turn; "unknown" segments never join, because a segment boundary in a mixed
     channel is often exactly where the speaker changes.
     """
+    return transcribe_with_voices(recording, transcriber, collector_channel, diarize)[0]
+
+
+def transcribe_with_voices(
+    recording: Recording,
+    transcriber: Transcriber,
+    collector_channel: str = "left",
+    diarize: bool = True,
+):
+    """Turns, plus the diarization of a mono recording (None for stereo, or when
+    ``diarize`` is off). Mono turns are cut where the voice changes and carry
+    ``voice`` "A"/"B" (speaker still "unknown": the roles are decided from what each
+    voice says, in monitor.runs.roles) and ``speaker_source`` "diarized"."""
     if collector_channel not in COLLECTOR_CHANNELS:
         raise ValueError(f"collector_channel must be 'left' or 'right', not {collector_channel!r}")
     if recording.sample_rate != SAMPLE_RATE:
@@ -504,9 +530,21 @@ def turns_from_recording(
             for speaker, samples in zip(speakers, recording.channels)
             for segment in transcriber.transcribe(samples)
         ]
-    else:
-        labelled = [("unknown", segment) for segment in transcriber.transcribe(recording.mono())]
-    return merge_segments(labelled)
+        return [replace(t, speaker_source="channel") for t in merge_segments(labelled)], None
+    segments = transcriber.transcribe(recording.mono())
+    if not diarize:
+        return merge_segments([("unknown", segment) for segment in segments]), None
+    from monitor.speech.diarize import diarize as find_voices, split_by_voice
+
+    diarization = find_voices(recording.mono(), recording.sample_rate)
+    # Segments of one voice join like a known speaker's (the voice is the key); the
+    # turn is then "unknown" with its voice until roles are assigned.
+    labelled = [(f"voice:{voice}", segment) for voice, segment in split_by_voice(segments, diarization)]
+    turns = [
+        replace(t, speaker="unknown", voice=t.speaker.removeprefix("voice:"), speaker_source="diarized")
+        for t in merge_segments(labelled)
+    ]
+    return turns, diarization
 
 
 def merge_segments(labelled: list[tuple[str, Segment]]) -> list[Turn]:

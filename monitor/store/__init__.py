@@ -7,6 +7,7 @@ methods are grouped by what they keep:
     schema.py    migrations (sqlite-utils Migrations) and the shared SQL fragments
     database.py  connection, write transactions, the audit log
     calls.py     calls, turns, findings, reviews
+    signals.py   speakers (diarized roles) and conversation signals of calls and turns
     accounts.py  users, API tokens, uploads, assignments
     queries.py   review queue, dashboard counts, export, search
     risk.py      turn risks, suspected lines and decisions on them (the risk model's)

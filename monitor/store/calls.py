@@ -15,8 +15,9 @@ from pathlib import Path
 
 from monitor.audit import Action
 from monitor.models import Call, CallResult, Finding, Turn
-from monitor.store.database import Database, StoreError, iso as _iso, now
+from monitor.store.database import StoreError, iso as _iso, now
 from monitor.store.schema import LATEST_DECISION
+from monitor.store.signals import SignalRecords
 
 SEVERITY_RANK = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 
@@ -31,7 +32,7 @@ class StoredFinding:
     decision: str | None = None  # latest review: confirmed | dismissed | None
 
 
-class CallRecords(Database):
+class CallRecords(SignalRecords):
     # -- calls --------------------------------------------------------------------------
 
     def status_of(self, sha256: str) -> str | None:
@@ -76,6 +77,7 @@ class CallRecords(Database):
                  "end": t.end, "confidence": t.confidence}
                 for i, t in enumerate(call.turns)
             )
+            self._save_speakers(call_id, call)
             return call_id
 
     def save_failure(self, sha256: str, source: str, error: str, origin: str = "batch", call_id: str | None = None) -> str:
@@ -143,7 +145,7 @@ class CallRecords(Database):
 
     def _call_from_row(self, row: dict) -> Call:
         turns = tuple(
-            Turn(r["speaker"], r["text"], r["start"], r["end"], r["confidence"])
+            Turn(r["speaker"], r["text"], r["start"], r["end"], r["confidence"], **self._turn_fields(r))
             for r in self.db.query("SELECT * FROM turns WHERE call_id = ? ORDER BY idx", [row["id"]])
         )
         return Call(
@@ -151,6 +153,7 @@ class CallRecords(Database):
             started_at=datetime.fromisoformat(row["started_at"]) if row["started_at"] else None,
             collector_id=row["collector_id"], debtor_id=row["debtor_id"], direction=row["direction"] or "outbound",
             sha256=row["sha256"], duration=row["duration"], source=row["source"],
+            **self._speaker_fields(row),
         )
 
     def calls_with_status(self, *statuses: str) -> list[Call]:

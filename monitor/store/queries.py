@@ -115,8 +115,11 @@ class Queries(Database):
             SELECT c.id AS call_id, c.started_at, c.collector_id, c.debtor_id, c.direction, c.source, c.sha256,
                    f.id AS finding_id, f.rule, f.category, f.severity, f.turn, f.start, f.end, f.evidence,
                    f.speaker_verified, f.legal_basis, f.rules_version,
-                   {LATEST_DECISION} AS decision
+                   {LATEST_DECISION} AS decision,
+                   t.speaker, t.speaker_source, t.raised_voice, t.overtalk,
+                   c.overtalk_share, c.collector_talk_share
             FROM findings f JOIN calls c ON c.id = f.call_id
+            LEFT JOIN turns t ON t.call_id = f.call_id AND t.idx = f.turn
             WHERE {' AND '.join(where)}
             ORDER BY c.started_utc, c.id, f.turn, f.rule"""
         for row in self.db.query(sql, params):

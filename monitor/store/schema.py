@@ -234,6 +234,23 @@ def debtor_side(db: sqlite_utils.Database) -> None:
             db["calls"].add_column(column, str)
 
 
+@MIGRATIONS(name="0003_diar_signals")
+def diarization_and_signals(db: sqlite_utils.Database) -> None:
+    """Who spoke (channel or diarized voice) and conversation signals: per turn its
+    voice, loudness, raised voice and overtalk; per call the signals, the diarized
+    roles and the notes on them (JSON), and two columns the queue filters on."""
+    db["turns"].add_column("speaker_source", str)
+    db["turns"].add_column("voice", str)
+    db["turns"].add_column("loudness", float)
+    db["turns"].add_column("raised_voice", int)
+    db["turns"].add_column("overtalk", float)
+    db["calls"].add_column("signals", str)
+    db["calls"].add_column("roles", str)
+    db["calls"].add_column("speaker_notes", str)
+    db["calls"].add_column("overtalk_share", float)
+    db["calls"].add_column("collector_talk_share", float)
+
+
 def migrate(db: sqlite_utils.Database) -> None:
     """Apply the pending migrations (the caller holds the write lock)."""
     legacy = db.execute("PRAGMA user_version").fetchone()[0]

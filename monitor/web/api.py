@@ -20,6 +20,7 @@ from flask import Blueprint, abort, g, jsonify, request, url_for
 
 from monitor.audit import Action
 from monitor.models import CATEGORIES
+from monitor.runs.roles import call_signals, turn_signals
 from . import get_store, present
 from .staff import accept_files
 from .uploads import Refused
@@ -88,8 +89,10 @@ def call(call_id: str):
         "collector_id": row["collector_id"], "debtor_id": row["debtor_id"], "direction": row["direction"],
         "categories": json.loads(row["categories"] or "[]"), "max_severity": row["max_severity"],
         "rules_version": row["rules_version"],
-        "turns": [{"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end} for t in call.turns] if call else [],
+        "turns": [{"speaker": t.speaker, "text": t.text, "start": t.start, "end": t.end, **turn_signals(t)}
+                  for t in call.turns] if call else [],
         "findings": [_finding_json(f, reviews.get(f.id, [])) for f in store.findings(call_id)],
+        **(call_signals(call) if call else {"signals": None, "roles": None, "notes": []}),
     })
 
 

@@ -328,6 +328,22 @@ def second_look(call_id: str):
     return redirect(url_for("review.call", call_id=call_id, _anchor=f"f-{finding_id}"))
 
 
+@bp.route("/calls/<call_id>/roles", methods=["POST"])
+def roles(call_id: str):
+    """Staff confirm or swap which diarized voice is the collector; the rules run again
+    and the findings follow (audited)."""
+    from monitor.runs.roles import set_roles
+
+    _call_or_404(call_id)
+    voice = request.form.get("collector_voice", "")
+    try:
+        set_roles(get_store(), state().engine, call_id, voice, g.user["username"], Action.ROLES_SET)
+    except ValueError as error:
+        abort_with(400, str(error))
+    flash(f"已确认：声音 {voice} 是催收员，规则已重新运行", "ok")
+    return redirect(url_for("review.call", call_id=call_id))
+
+
 @bp.route("/calls/<call_id>/assign", methods=["POST"])
 def assign(call_id: str):
     _call_or_404(call_id)

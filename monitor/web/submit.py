@@ -119,6 +119,28 @@ def receipt(token: str):
     )
 
 
+@bp.route("/r/<token>/voice", methods=["POST"])
+def voice(token: str):
+    """The debtor taps one of their own lines: that voice is the debtor's, the other the
+    collector's. The rules run again, so the findings, this receipt and the documents
+    follow (audited)."""
+    from monitor.runs.roles import set_roles
+
+    row = _upload_or_404(token)
+    if row["status"] != "done" or not row["call_id"]:
+        abort(404)
+    call = get_store().call(row["call_id"])
+    try:
+        mine = call.turns[int(request.form.get("turn", ""))].voice
+    except (ValueError, IndexError):
+        abort(400)
+    if call.roles is None or call.roles.voices < 2 or mine not in ("A", "B"):
+        abort(400)
+    set_roles(get_store(), state().engine, row["call_id"], "B" if mine == "A" else "A", "debtor",
+              Action.VOICE_CLAIMED)
+    return redirect(url_for("submit.receipt", token=token), code=303)
+
+
 def _complaint_parties(extra: dict) -> tuple[dict, dict]:
     """What the debtor typed, in the shape monitor/reports.py reads."""
     complainant = {"name": extra.get("complainant_name"), "phone": extra.get("complainant_phone")}
