@@ -24,6 +24,7 @@ from __future__ import annotations
 import re
 from dataclasses import replace
 
+from monitor.audit import Action
 from monitor.detection.engine import Engine
 from monitor.detection.text import normalise, pinyin_keys
 from monitor.models import VOICES, Call, CallSignals, SpeakerRoles, Turn
@@ -173,7 +174,7 @@ def assign_roles(call: Call, engine: Engine, collector_voice: str | None = None,
     return replace(call, turns=turns, roles=roles, signals=signals, notes=notes)
 
 
-def set_roles(store, engine: Engine, call_id: str, collector_voice: str, actor: str, action) -> Call:
+def set_roles(store, engine: Engine, call_id: str, collector_voice: str, actor: str, action: Action) -> Call:
     """A person's decision on a stored mono call: ``collector_voice`` ("A"/"B") is the
     collector (a staff swap or confirmation, or a debtor's "this is my voice" naming the
     other voice). Stores the roles (audited as ``action``), then runs the rules over the
