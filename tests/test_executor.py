@@ -8,7 +8,7 @@ import pytest
 
 from monitor.runs import collector_first
 from monitor.runs.executor import InlineExecutor, LocalExecutor, threads_per_worker
-from monitor.runs.pipeline import AsrOptions, simplified, transcribe_part
+from monitor.runs.pipeline import AsrOptions, merged_call, transcribe_part
 
 from .conftest import REPO
 
@@ -52,8 +52,9 @@ def test_a_pool_takes_tasks_added_while_reading_and_the_halves_merge_into_the_bo
     assert len(outcomes) == 3 and "broken.wav: not an audio file" in by_task[str(broken), "collector"].error
     collector, debtor = by_task[SAMPLE, "collector"].heard, by_task[SAMPLE, "debtor"].heard
     assert {s for s, _ in collector.segments} == {"collector"} and {s for s, _ in debtor.segments} == {"debtor"}
-    merged = simplified(collector_first.merge_halves(collector.segments, debtor.segments))
-    both = transcribe_part(SAMPLE, pool.options).call.turns  # the same threads as a pool worker
-    assert merged == both
+    merged = merged_call(collector.call, collector_first.merge_halves(collector.segments, debtor.segments),
+                         SAMPLE, pool.options)
+    both = transcribe_part(SAMPLE, pool.options).call  # the same threads as a pool worker
+    assert merged.turns == both.turns and merged.signals == both.signals
     # Each worker reported its peak memory: the base model stays well under 1.5 GB.
     assert pool.peak_rss_mb and all(0 < mb < 1500 for mb in pool.peak_rss_mb.values())

@@ -137,6 +137,17 @@ def transcribe_part(path: str | os.PathLike[str], options: AsrOptions = AsrOptio
     return Heard(call, side, recording.is_stereo, segments)
 
 
+def merged_call(call: Call, turns: list, path: str, options: AsrOptions) -> Call:
+    """A stereo call put together from its two halves, as a both-channel run gives it:
+    the merged turns, marked as heard by channel, and the conversation signals measured
+    on the recording (decoded again here: only flagged calls come this way)."""
+    from monitor.speech.signals import conversation_signals
+
+    turns = [replace(t, speaker_source="channel") for t in simplified(turns)]
+    turns, signals = conversation_signals(decode(path, options), turns, None, options.collector_channel)
+    return replace(call, turns=tuple(turns), signals=signals)
+
+
 def simplified(turns) -> tuple:
     return tuple(replace(t, text=to_simplified(t.text)) for t in turns)
 
@@ -219,7 +230,8 @@ def transcribe_calls(
                     yield CallOutcome(outcome.path, heard.call, debtor_side=NOT_TRANSCRIBED)
             else:
                 half = waiting.pop(outcome.path)
-                call = replace(half.call, turns=simplified(collector_first.merge_halves(half.segments, heard.segments, channel)))
+                call = merged_call(half.call, collector_first.merge_halves(half.segments, heard.segments, channel),
+                                   outcome.path, getattr(executor, "options", AsrOptions()))
                 yield CallOutcome(outcome.path, call, debtor_side=TRANSCRIBED)
 
 
