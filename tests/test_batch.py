@@ -281,6 +281,7 @@ def _segments(*lines):
     return tuple(("collector", Segment(start, start + 2.0, text, -0.2, 0.01, 1.2)) for start, text in lines)
 
 
+@pytest.mark.slow
 def test_the_first_look_flags_a_suspected_line_whose_context_the_debtor_turns_may_hold(engine):
     from monitor.models import Call
     from monitor.runs import collector_first

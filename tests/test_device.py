@@ -63,6 +63,7 @@ def test_a_pool_asked_for_cuda_without_a_gpu_refuses_before_starting_workers():
     assert pool.options.device == "cpu" and "running on the CPU" in pool.device_note
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(HAS_CUDA, reason="this machine has a CUDA device")
 def test_batch_with_device_cuda_fails_with_a_clear_message(tmp_path):
     (tmp_path / "night").mkdir()

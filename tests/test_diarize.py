@@ -72,6 +72,7 @@ def _write_mono(path: Path, samples: np.ndarray) -> Path:
 # ---- diarization on the mixes ----------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["plain", "debtor_first", "debtor_more"])
 def test_two_voices_are_separated_in_mono_mixes(mix_dir, kind):
     agreements = []
@@ -84,6 +85,7 @@ def test_two_voices_are_separated_in_mono_mixes(mix_dir, kind):
     assert sorted(agreements)[1] >= 0.85
 
 
+@pytest.mark.slow
 def test_one_voice_on_both_sides_stays_one_speaker(mix_dir):
     """The same-voice check: when the debtor's lines are spoken by the collector's voice
     with the same processing, the diarizer must not claim to tell them apart."""
@@ -158,6 +160,7 @@ class ScriptedTranscriber:
         return [Segment(words[0].start, words[-1].end, text, -0.2, 0.01, 1.2, tuple(words))]
 
 
+@pytest.mark.slow
 def test_mono_turns_carry_their_voice_and_the_diarized_source(mix_dir):
     wav = mix_dir / "plain" / "abuse_threat.wav"
     truth = _truth(wav)

@@ -71,6 +71,7 @@ def test_page_numbers_count_the_letter_not_the_guidance(letter_docx):
     assert "附页（递交时可删去）" in "".join(document.sections[1].footer._element.itertext())
 
 
+@pytest.mark.slow
 def test_libreoffice_shows_it_in_simplified_chinese(letter_docx, tmp_path):
     office = shutil.which("soffice") or shutil.which("libreoffice")
     if not office:

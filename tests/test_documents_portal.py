@@ -4,11 +4,14 @@ stored transcript is unchanged."""
 
 from __future__ import annotations
 
+import pytest
+
 import re
 
 from .test_web import ABUSIVE, _receipt_token, csrf, submit, web  # noqa: F401 (web is a fixture)
 
 
+@pytest.mark.slow
 def test_the_receipt_page_lets_the_debtor_correct_a_quote(web):  # noqa: F811
     debtor = web.app.test_client()
     token = _receipt_token(submit(debtor, web.recording("q.wav", 440, ABUSIVE), lender_name="甲贷款",

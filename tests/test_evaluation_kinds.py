@@ -3,6 +3,8 @@ the part of it that did not match."""
 
 from __future__ import annotations
 
+import pytest
+
 import json
 from zoneinfo import ZoneInfo
 
@@ -67,6 +69,7 @@ def test_misses_are_grouped_by_category_and_absent_part(tmp_path):
     assert kinds["third_party"][0][2][0]["id"] in ("m1", "m2")
 
 
+@pytest.mark.slow
 def test_evaluate_prints_the_kinds(tmp_path):
     data = tmp_path / "labelled.jsonl"
     data.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in RECORDS), encoding="utf-8")

@@ -118,6 +118,7 @@ def bad_model(tmp_path) -> Path:
     return path
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("command", ["scan", "batch", "serve", "rescan"])
 def test_a_bad_model_file_stops_scan_batch_and_serve_with_its_name(tmp_path, monkeypatch, command):
     path = bad_model(tmp_path)
@@ -201,6 +202,7 @@ def test_scan_adds_suspected_and_leaves_categories_to_the_rules(engine, shipped,
     assert "suspected" not in scored[3] and "error" in scored[3]
 
 
+@pytest.mark.slow
 def test_cli_scan_output_gains_suspected(tmp_path, missed_line):
     source = tmp_path / "in.jsonl"
     source.write_text(json.dumps({"id": "u1", "speaker": "collector", "text": missed_line[0]}, ensure_ascii=False) + "\n")
@@ -339,6 +341,7 @@ def test_scoring_computes_the_same_tfidf_as_scikit_learn(shipped, engine):
     assert np.allclose(shipped.score(texts), reference, atol=1e-5)
 
 
+@pytest.mark.slow
 def test_batch_learn_runs_learn_after_the_batch(tmp_path, monkeypatch):
     monkeypatch.setenv("MONITOR_INSTANCE", str(tmp_path / "instance"))
     archive = tmp_path / "archive"

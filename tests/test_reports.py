@@ -268,6 +268,7 @@ def test_an_incident_report_needs_a_confirmed_finding(sample):
 # --- rendering -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kind", ["complaint", "incident"])
 @pytest.mark.parametrize("fmt", ["html", "pdf", "docx"])
 def test_each_report_renders_in_each_format(contexts, sample, kind, fmt):
@@ -344,6 +345,7 @@ def clip_checks(package: Path, findings: dict, duration: float) -> int:
     return len(clips)
 
 
+@pytest.mark.slow
 def test_the_incident_evidence_package_verifies(sample, tmp_path):
     store, call_id = sample["store"], sample["call_id"]
     package = build_evidence_package(store, call_id, tmp_path / "incident.zip", actor="李审核")
@@ -367,6 +369,7 @@ def test_the_incident_evidence_package_verifies(sample, tmp_path):
     assert store.audit_log(call_id)[-1]["action"] == "evidence.exported"
 
 
+@pytest.mark.slow
 def test_the_complaint_package_has_a_clip_per_timed_finding(sample, tmp_path):
     store, call_id = sample["store"], sample["call_id"]
     package = build_evidence_package(store, call_id, tmp_path / "complaint.zip", kind="complaint",
@@ -388,6 +391,7 @@ def test_clips_are_cut_at_the_edges_of_the_recording(sample, tmp_path):
     assert clips and all(c.offset == 0.0 and abs(c.duration - row["duration"]) <= 0.05 for c in clips)
 
 
+@pytest.mark.slow
 def test_verification_finds_a_changed_file(sample, tmp_path):
     package = build_evidence_package(sample["store"], sample["call_id"], tmp_path / "p.zip")
     tampered = tmp_path / "tampered.zip"
@@ -463,6 +467,7 @@ def mixed(tmp_path_factory, engine, instance):
     store.close()
 
 
+@pytest.mark.slow
 def test_one_sentence_breaking_three_rules_is_one_row_with_one_clip(mixed, tmp_path):
     store = mixed["store"]
     letter = complaint_context(store, mixed["since"], COMPLAINANT, LENDER_FILE)
@@ -516,6 +521,7 @@ def test_citations_follow_the_call_date_the_lender_and_the_words(mixed):
     assert not any(c.startswith("《刑法》第二百七十九条") for c in lawyer)
 
 
+@pytest.mark.slow
 def test_the_letter_is_complete_and_corrections_keep_the_original(mixed, tmp_path):
     store = mixed["store"]
     finding_id = next(f["id"] for f in complaint_context(store, mixed["since"], {}, LENDER_FILE)["facts"]
@@ -543,6 +549,7 @@ def test_the_letter_is_complete_and_corrections_keep_the_original(mixed, tmp_pat
     assert "产品〔请填写〕" in "".join(blank["debt"].values()) or blank["debt"]["product"] == BLANK
 
 
+@pytest.mark.slow
 def test_no_spoken_id_card_or_mobile_number_leaves_in_a_document_or_export(mixed, tmp_path):
     from click.testing import CliRunner
 
@@ -576,6 +583,7 @@ def test_no_spoken_id_card_or_mobile_number_leaves_in_a_document_or_export(mixed
     assert "110101199003071234" in kept.stdout  # administrators can keep them
 
 
+@pytest.mark.slow
 def test_a_clip_recut_by_the_documented_method_has_the_same_hash(mixed, tmp_path):
     store = mixed["store"]
     package = build_evidence_package(store, mixed["since"], tmp_path / "p.zip", kind="complaint")
@@ -598,6 +606,7 @@ def test_a_clip_recut_by_the_documented_method_has_the_same_hash(mixed, tmp_path
     assert hashlib.sha256(buffer.getvalue()).hexdigest() == entry["sha256"]
 
 
+@pytest.mark.slow
 def test_a_manifest_changed_by_one_byte_fails_its_signature(sample, tmp_path):
     package = build_evidence_package(sample["store"], sample["call_id"], tmp_path / "p.zip")
     with zipfile.ZipFile(package) as archive:
@@ -621,6 +630,7 @@ def test_a_manifest_changed_by_one_byte_fails_its_signature(sample, tmp_path):
     assert "signature.json: missing: the manifest is not signed" in verify_package(unsigned)
 
 
+@pytest.mark.slow
 def test_the_evidence_command_fills_the_letter_and_prints_the_key(mixed, tmp_path):
     from click.testing import CliRunner
 

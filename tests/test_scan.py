@@ -4,6 +4,7 @@ import json
 import subprocess
 import sys
 
+import pytest
 from click.testing import CliRunner
 
 from monitor.cli import main
@@ -40,6 +41,7 @@ def check_conformant(inputs: list[dict], outputs: list[dict]) -> None:
                 assert finding["speaker_verified"] == (turn.get("speaker") == "collector")
 
 
+@pytest.mark.slow
 def test_devset_output_is_contract_conformant(tmp_path):
     devset = require_devset()
     for name in ("utterances.jsonl", "calls.jsonl"):
@@ -49,6 +51,7 @@ def test_devset_output_is_contract_conformant(tmp_path):
         check_conformant([json.loads(line) for line in lines], outputs)
 
 
+@pytest.mark.slow
 def test_malformed_lines_become_error_lines_and_the_rest_is_scanned(tmp_path):
     lines = [
         '{"id": "u1", "speaker": "collector", "text": "你个傻逼"}',
@@ -73,6 +76,7 @@ def test_malformed_lines_become_error_lines_and_the_rest_is_scanned(tmp_path):
     assert "error: line 2" in result.stderr
 
 
+@pytest.mark.slow
 def test_call_frequency_counts_calls_across_the_input_in_time_order(tmp_path):
     calls = [
         {"id": f"c{i}", "debtor_id": "D9", "started_at": f"2026-05-04T{h}:00:00+08:00", "turns": [{"speaker": "collector", "text": "您好"}]}
@@ -84,6 +88,7 @@ def test_call_frequency_counts_calls_across_the_input_in_time_order(tmp_path):
     }
 
 
+@pytest.mark.slow
 def test_start_time_without_offset_uses_the_configured_zone(tmp_path, monkeypatch):
     # The off_hours window is in the debtor's time (Asia/Shanghai); the same wall-clock
     # strings must give opposite answers when the configured zone changes.
@@ -96,6 +101,7 @@ def test_start_time_without_offset_uses_the_configured_zone(tmp_path, monkeypatc
     assert [o["categories"] for o in outputs] == [[], ["off_hours"]]
 
 
+@pytest.mark.slow
 def test_console_script_reads_stdin_and_writes_only_json_to_stdout(tmp_path):
     monitor = REPO / ".venv" / "bin" / "monitor"
     command = [str(monitor)] if monitor.exists() else [sys.executable, "-m", "monitor"]

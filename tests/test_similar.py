@@ -120,6 +120,7 @@ def test_rules_check_reports_the_refusal_as_file_line(tmp_path):
     assert "third-party-demo-similar.yaml:11: " in result.output
 
 
+@pytest.mark.slow
 def test_the_rule_set_version_includes_the_calibration(tmp_path):
     folder = write_pack(tmp_path)
     before = load_rules(folder).version
@@ -137,6 +138,7 @@ def embedder():
     return Embedder()
 
 
+@pytest.mark.slow
 def test_embeddings_only_for_anchored_collector_turns_cached_by_text(tmp_path, embedder):
     engine = Engine(load_rules(write_pack(tmp_path)), embedder)
     [rule] = engine.similar_rules
@@ -168,6 +170,7 @@ def test_embeddings_only_for_anchored_collector_turns_cached_by_text(tmp_path, e
     assert contract["similarity"] == finding.similarity and contract["nearest_example"] == finding.nearest_example
 
 
+@pytest.mark.slow
 def test_below_the_threshold_nothing_fires(tmp_path, embedder):
     engine = Engine(load_rules(write_pack(tmp_path, threshold=0.999)), embedder)
     result = engine.scan(Call(id="c", turns=(Turn("collector", "你同事们全都知道你欠钱了"),), is_utterance=True))
@@ -209,6 +212,7 @@ def _labelled(path: Path, rows) -> Path:
     return path
 
 
+@pytest.mark.slow
 def test_calibration_holds_each_file_out_and_is_reproducible(tmp_path, embedder):
     folder = write_pack(tmp_path / "rules", threshold=None)
     first = _labelled(tmp_path / "a.jsonl", [
@@ -248,6 +252,7 @@ def test_calibration_holds_each_file_out_and_is_reproducible(tmp_path, embedder)
     assert leaf.matcher.threshold == entry["threshold"]
 
 
+@pytest.mark.slow
 def test_the_committed_calibration_matches_the_bundled_rules():
     """Every similar rule in rules/ has a threshold computed for its current examples."""
     pack = load_rules(REPO / "rules")

@@ -196,6 +196,7 @@ def test_waitress_refuses_a_streamed_body_over_the_upload_limit(tmp_path, engine
 # --- 4. a debtor's duplicate of a staff recording ------------------------------------------
 
 
+@pytest.mark.slow
 def test_a_debtor_submitting_a_staff_recording_gets_only_their_own_record(web):
     staff = web.client("rita")
     path = web.recording("staff-call.wav", 440, ABUSIVE)

@@ -113,6 +113,7 @@ def shot(page, name: str) -> None:
     page.screenshot(path=str(SHOTS / f"{name}.png"), full_page=True)
 
 
+@pytest.mark.slow
 def test_search_and_open_a_hit_at_its_moment(server, browser):
     url = server["url"]
     context = _context(browser)
@@ -135,6 +136,7 @@ def test_search_and_open_a_hit_at_its_moment(server, browser):
         context.close()
 
 
+@pytest.mark.slow
 def test_bulk_dismiss_with_a_reason(server, browser):
     url = server["url"]
     context = _context(browser)
@@ -168,6 +170,7 @@ def test_bulk_dismiss_with_a_reason(server, browser):
     assert note == "转写错误（原话不是这样）：原话是“废话”"
 
 
+@pytest.mark.slow
 def test_an_admin_deactivates_a_user_whose_open_session_then_fails(server, browser):
     url = server["url"]
     ralf_context, admin_context = _context(browser), _context(browser)
@@ -191,6 +194,7 @@ def test_an_admin_deactivates_a_user_whose_open_session_then_fails(server, brows
         admin_context.close()
 
 
+@pytest.mark.slow
 def test_a_debtor_sees_a_dismissed_finding_marked_as_such(server, browser):
     url = server["url"]
     recording = make_wav(server["root"] / "debtor.wav", 620)
@@ -228,6 +232,7 @@ def test_a_debtor_sees_a_dismissed_finding_marked_as_such(server, browser):
         context.close()
 
 
+@pytest.mark.slow
 def test_staff_pages_fit_a_phone(server, browser):
     url = server["url"]
     context = _context(browser, width=390)
