@@ -24,3 +24,14 @@ def require_devset() -> Path:
     if not (DEVSET / "utterances.jsonl").exists():
         pytest.skip(f"dev set not found at {DEVSET} (set MONITOR_SHARED)")
     return DEVSET
+
+
+@pytest.fixture(scope="session")
+def empty_store(tmp_path_factory) -> Path:
+    """A database file with every migration applied and nothing in it, made once; tests
+    that need a fresh store copy it (migrating takes longer than copying)."""
+    from monitor.store import Store
+
+    path = tmp_path_factory.mktemp("store") / "empty.db"
+    Store(path).close()
+    return path

@@ -12,6 +12,7 @@ import hashlib
 import io
 import json
 import re
+import shutil
 import sqlite3
 import types
 import wave
@@ -124,9 +125,10 @@ def csrf(client, url: str) -> str:
 
 
 @pytest.fixture
-def web(tmp_path, engine):
+def web(tmp_path, engine, empty_store):
     transcripts: dict = {}
     runs: list = []
+    shutil.copyfile(empty_store, tmp_path / "web.db")  # migrated once per session: quicker than per test
     app = create_app({
         "TESTING": True,
         "DATABASE": str(tmp_path / "web.db"),
