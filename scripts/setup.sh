@@ -13,4 +13,7 @@ fi
 # would otherwise pull a multi-GB CUDA build.
 .venv/bin/python -m pip install --quiet torch==2.13.0
 .venv/bin/python -m pip install --quiet -e '.[all,test]' -c constraints.txt
+# The speaker encoder for diarization, without its stale metadata's dependencies
+# (webrtcvad-wheels, librosa, torch and scipy above provide what it imports).
+.venv/bin/python -m pip install --quiet --no-deps Resemblyzer==0.1.4
 echo "set-up done: .venv/bin/monitor is ready"
