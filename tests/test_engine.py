@@ -117,3 +117,24 @@ def test_call_rules_use_local_time_and_earlier_calls(engine):
     assert engine.scan(night).categories == ["off_hours"]
     inbound = Call("i", night.turns, started_at=night.started_at, direction="inbound")
     assert engine.scan(inbound).categories == []
+
+
+def test_searching_only_needed_leaves_decides_like_searching_them_all(engine):
+    """The engine stops looking for a rule's other leaves once one is missing; every
+    rule must still decide exactly as it would with every leaf searched."""
+    import json
+    from monitor.detection.engine import _lexical_needs
+
+    lines = []
+    for name in ("probe_utterances.jsonl", "kinds_utterances.jsonl"):
+        text = (Path(__file__).parent / "data" / name).read_text(encoding="utf-8")
+        lines += [json.loads(line)["text"] for line in text.splitlines() if line.strip()]
+    assert len(lines) > 100
+    needs = _lexical_needs(engine.pack, False, engine._leaves)
+    for text in lines:
+        analysed = engine.pack.analyser.analyse(text)
+        lazy, full = set(engine.signals(analysed, "collector")), set(engine.signals(analysed, "collector", complete=True))
+        assert lazy <= full
+        for needed, absent in needs:
+            holds = lambda found: all(l.signal in found for l in needed) and not any(l.signal in found for l in absent)
+            assert holds(lazy) == holds(full), text

@@ -228,6 +228,32 @@ def _similar_plans(pack: RulePack) -> list[_SimilarPlan]:
     return plans
 
 
+def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> list[tuple[tuple[Leaf, ...], tuple[Leaf, ...]]]:
+    """Every conjunction of the turn rules (``match``, ``after``) as the text leaves it
+    needs present and those it needs absent. A `similar:` leaf or a signal condition
+    (raised voice, overtalk) is decided later, so it does not stop the search for the
+    leaves beside it; with similarity off a conjunction that needs one never holds."""
+    by_signal = {leaf.signal: leaf for leaf in lexical}
+    order = {leaf.signal: n for n, leaf in enumerate(lexical)}
+    needs = []
+    for rule in pack.turn_rules:
+        unless = _dnf(NotOf(rule.unless))[0][1] if rule.unless is not None else frozenset()
+        trees = [(rule.match, unless)] + ([(rule.after, frozenset())] if rule.after is not None else [])
+        for tree, extra_absent in trees:
+            for present, absent in _dnf(tree):
+                kinds = {s: by_signal.get(s) for s in present}
+                if not similarity and any(leaf is None and _is_similar_signal(rule, s) for s, leaf in kinds.items()):
+                    continue
+                # In the order the rule file gives them: an anchor usually comes first.
+                needed = tuple(sorted((leaf for leaf in kinds.values() if leaf is not None), key=lambda leaf: order[leaf.signal]))
+                needs.append((needed, tuple(by_signal[s] for s in sorted(absent | extra_absent) if s in by_signal)))
+    return needs
+
+
+def _is_similar_signal(rule: Rule, signal: str) -> bool:
+    return any(is_similar(leaf) and leaf.signal == signal for leaf in rule.leaves())
+
+
 def _window(norm: str, span: tuple[int, int]) -> str:
     if len(norm) <= _WINDOW:
         return norm.strip(' ,.!?;:"')  # a short turn whole: one embedding for every rule
@@ -272,6 +298,7 @@ class Engine:
         # Conditions on how a turn was said (raised voice) or on the call (overtalk).
         self._conditions = [leaf for leaf in leaves if isinstance(leaf.matcher, SignalCondition)]
         self._similar = _similar_plans(pack) if similarity else []
+        self._needs = _lexical_needs(pack, similarity, self._leaves)
         self._embedder = embedder
         self._example_vectors: dict[str, np.ndarray] = {}
         self._vectors_lock = threading.Lock()
@@ -291,13 +318,23 @@ class Engine:
 
     # -- signals -------------------------------------------------------------------------
 
-    def signals(self, text: str | Analysed, speaker: str = "unknown") -> list[str]:
+    def signals(self, text: str | Analysed, speaker: str = "unknown", complete: bool = False) -> list[str]:
         """The leaf signals a turn's text raises (after negation/quotation guards).
         `similar:` leaves are scored last, only for speakers in their rule's scope and
-        only where the lexical leaves beside them already matched."""
+        only where the lexical leaves beside them already matched.
+
+        Leaves are looked for only while a rule could still hold: once one leaf a
+        conjunction needs is missing, the conjunction's other leaves are not searched
+        (unless another conjunction needs them). Every rule decision is the same as
+        with every leaf searched; ``complete=True`` searches them all, for reports of
+        what a turn lacked."""
         analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
         self.stats["turns"] += 1
-        raised = [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)]
+        if complete:
+            found = {leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)}
+        else:
+            found = self._needed_signals(analysed)
+        raised = [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.signal in found]
         if self._similar and speaker != "debtor" and len(raised) > 1:
             present = set(raised)
             for plan in self._similar:
@@ -308,6 +345,20 @@ class Engine:
                 if hit is not None and hit.score >= threshold:
                     raised.append(plan.leaf.signal)
         return raised
+
+    def _needed_signals(self, analysed: Analysed) -> set[str]:
+        seen: dict[str, bool] = {}
+
+        def present(leaf: Leaf) -> bool:
+            if leaf.signal not in seen:
+                seen[leaf.signal] = bool(leaf.matcher.find(analysed, leaf.guards))
+            return seen[leaf.signal]
+
+        for needed, absent in self._needs:
+            if all(present(leaf) for leaf in needed):  # stops at the first leaf missing
+                for leaf in absent:
+                    present(leaf)
+        return {signal for signal, hit in seen.items() if hit}
 
     @property
     def similar_rules(self) -> list[Rule]:

@@ -132,7 +132,7 @@ def calibrate(directory: Path | str | None, files: list[Path], floor: float = DE
             if speaker == "debtor":
                 continue
             analysed = pack.analyser.analyse(text)
-            present = set(engine.signals(analysed, speaker))
+            present = set(engine.signals(analysed, speaker, complete=True))
             for rule in rules:
                 if speaker not in rule.speakers:
                     continue

@@ -157,7 +157,7 @@ def _nearest_miss(engine: Engine, record: dict, category: str) -> dict:
     for speaker, text in _miss_turns(record, category):
         first_text = first_text or text
         analysed = engine.pack.analyser.analyse(text)
-        raised = set(engine.signals(analysed, speaker))
+        raised = set(engine.signals(analysed, speaker, complete=True))
         for rule in engine.pack.turn_rules:
             if rule.category != category:
                 continue
