@@ -228,11 +228,13 @@ def _similar_plans(pack: RulePack) -> list[_SimilarPlan]:
     return plans
 
 
-def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> list[tuple[tuple[Leaf, ...], tuple[Leaf, ...]]]:
+def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> list[tuple[Leaf | None, list]]:
     """Every conjunction of the turn rules (``match``, ``after``) as the text leaves it
     needs present and those it needs absent. A `similar:` leaf or a signal condition
     (raised voice, overtalk) is decided later, so it does not stop the search for the
-    leaves beside it; with similarity off a conjunction that needs one never holds."""
+    leaves beside it; with similarity off a conjunction that needs one never holds.
+    Returned grouped by the first text leaf each conjunction needs (None: it needs
+    none): (that leaf, [(the other leaves it needs, the leaves it needs absent)])."""
     by_signal = {leaf.signal: leaf for leaf in lexical}
     order = {leaf.signal: n for n, leaf in enumerate(lexical)}
     needs = []
@@ -247,7 +249,12 @@ def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> lis
                 # In the order the rule file gives them: an anchor usually comes first.
                 needed = tuple(sorted((leaf for leaf in kinds.values() if leaf is not None), key=lambda leaf: order[leaf.signal]))
                 needs.append((needed, tuple(by_signal[s] for s in sorted(absent | extra_absent) if s in by_signal)))
-    return needs
+    # Grouped by the first leaf each needs: one search of it rules out the whole group.
+    groups: dict = {}
+    for needed, absent in needs:
+        first = needed[0] if needed else None
+        groups.setdefault(first.signal if first else None, (first, []))[1].append((needed[1:], absent))
+    return list(groups.values())
 
 
 def _is_similar_signal(rule: Rule, signal: str) -> bool:
@@ -350,14 +357,18 @@ class Engine:
         seen: dict[str, bool] = {}
 
         def present(leaf: Leaf) -> bool:
-            if leaf.signal not in seen:
-                seen[leaf.signal] = bool(leaf.matcher.find(analysed, leaf.guards))
-            return seen[leaf.signal]
+            hit = seen.get(leaf.signal)
+            if hit is None:
+                hit = seen[leaf.signal] = bool(leaf.matcher.find(analysed, leaf.guards))
+            return hit
 
-        for needed, absent in self._needs:
-            if all(present(leaf) for leaf in needed):  # stops at the first leaf missing
-                for leaf in absent:
-                    present(leaf)
+        for first, rest in self._needs:
+            if first is not None and not present(first):
+                continue  # every conjunction that starts with this leaf is out
+            for needed, absent in rest:
+                if all(present(leaf) for leaf in needed):  # stops at the first leaf missing
+                    for leaf in absent:
+                        present(leaf)
         return {signal for signal, hit in seen.items() if hit}
 
     @property
