@@ -45,6 +45,11 @@ _DENIED_AFTER = re.compile(
     r"|[^,.!?;:]{0,12}[,.!?;:](那|这|这个)?(真|可|是|肯定)?(不行|不可以|不允许|不合规))"
 )
 
+# 你不是怕你老婆知道吗? asks in order to press: the 不是 of a rhetorical question
+# denies nothing. Recognised by the question particle closing the same clause.
+_RHETORICAL_BEFORE = re.compile(r"(不是|难道)[^,.!?;:]{0,8}$")
+_RHETORICAL_AFTER = re.compile(r"^[^,.!?;:]{0,10}(吗|么|嘛)[?!]")
+
 # Reporting and quoting frames: the speaker relates what someone else said or did.
 QUOTE_FRAME = re.compile(
     r"((你|您|他|她|有人|对方|客户|你们)(刚才|刚刚|上次|之前|前面|昨天)(说|讲|提|问|投诉|骂)|"
@@ -104,7 +109,8 @@ class Guards:
         clause_start = _clause_start(norm, start)
         before = norm[clause_start:start]
         if self.negation:
-            if _negated(before, norm[start]) or _DENIED_AFTER.search(norm[end:]):
+            rhetorical = _RHETORICAL_BEFORE.search(before) and _RHETORICAL_AFTER.search(norm[end:])
+            if (_negated(before, norm[start]) and not rhetorical) or _DENIED_AFTER.search(norm[end:]):
                 return False
             if inner and _INNER_NEGATION.search(norm[start:end]):
                 return False
