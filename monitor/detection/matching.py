@@ -42,13 +42,13 @@ _DENIED_AFTER = re.compile(
     r"我可没说|我没说|我没有说|没这么说|听岔了|听错了|"
     r"(我们|公司|这种事)[^,.!?;:]{0,4}(没有|不做|不干|不搞))"
     # or the next clause refuses it: 您要把现金送过来？那不行
-    r"|[^,.!?;:]{0,12}[,.!?;:](那|这|这个)?(真|可|是|肯定)?(不行|不可以|不允许|不合规))"
+    r"|[^,.!?;:]{0,12}[,.!?;:](那|这|这个)?(真|可|是|肯定)?(不行|不可以|不允许|不合规|不可能))"
 )
 
 # 你不是怕你老婆知道吗? asks in order to press: the 不是 of a rhetorical question
 # denies nothing. Recognised by the question particle closing the same clause.
 _RHETORICAL_BEFORE = re.compile(r"(不是|难道)[^,.!?;:]{0,8}$")
-_RHETORICAL_AFTER = re.compile(r"^[^,.!?;:]{0,10}(吗|么|嘛)[?!]")
+_RHETORICAL_AFTER = re.compile(r"^[^,.!?;:]{0,10}(吗|么|嘛)([,.!?]|$)")
 
 # Reporting and quoting frames: the speaker relates what someone else said or did.
 QUOTE_FRAME = re.compile(
