@@ -1,6 +1,6 @@
-"""Conversation signals in the web app: the queue's filters on raised voice, overtalk and
-collector talk share (and their refusals), the same filters in the API and `monitor
-export`, and the signals in the queue's CSV. Calls with signals are
+"""Conversation signals in the web app: the call page's timeline, the queue's filters on
+raised voice, overtalk and collector talk share (and their refusals), the same filters in
+the API and `monitor export`, and the signals in the queue's CSV. Calls with signals are
 stored straight into the store; same fixtures as tests/test_web.py."""
 
 from __future__ import annotations
@@ -46,6 +46,30 @@ def _queue(client, query: str) -> list[str]:
     page = client.get(f"/?{query}")
     assert page.status_code == 200, page.text
     return sorted(re.findall(r'data-call="([^"]+)"', page.text))
+
+
+# --- the call page's timeline ----------------------------------------------------------
+
+
+def test_the_call_page_draws_the_timeline_with_bars_overtalk_raised_voice_and_findings(calls):
+    page = calls.client("rita").get("/calls/loud").text
+    svg = page[page.index('<svg class="chart timeline"'):page.index("</svg>", page.index('<svg class="chart timeline"'))]
+    assert 'role="img"' in svg and 'aria-label="通话时间轴' in svg and '<desc id="timeline-desc">' in svg
+    assert svg.count('class="tl-bar') == 3 and svg.count('class="tl-overtalk"') == 1
+    assert svg.count('class="tl-raised-mark"') == 1
+    [finding] = calls.store.findings("loud")
+    marks = re.findall(r'<a href="(#turn-\d+)" class="tl-finding[^"]*"[^>]*>\s*<title>([^<]+)</title>', svg)
+    assert marks == [(f"#turn-{finding.finding.turn}", marks[0][1])]
+    assert finding.finding.rule in marks[0][1] and "辱骂侮辱" in marks[0][1]
+    assert f'id="turn-{finding.finding.turn}"' in page  # the mark's link lands on the transcript's turn
+    assert ">催收员</text>" in svg and ">债务人</text>" in svg and "双声道录音" in page
+
+
+def test_a_call_without_turn_times_has_no_timeline_and_no_error(calls, engine):
+    call = Call(id="notimes", turns=tuple(Turn(s, t) for s, t in ABUSIVE), sha256="cd" * 32)
+    calls.store.save_findings(calls.store.save_transcript(call), engine.scan(call), engine.pack.version)
+    page = calls.client("rita").get("/calls/notimes")
+    assert page.status_code == 200 and "通话时间轴" not in page.text and "你这个废物" in page.text
 
 
 # --- the queue's signal filters ---------------------------------------------------------

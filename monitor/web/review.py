@@ -18,7 +18,7 @@ from monitor.audit import Action
 from monitor.models import CATEGORIES, SPEAKERS
 from monitor.store import StoreError
 from monitor.runs.debtor_side import start_debtor_side
-from . import abort_with, get_store, present, state
+from . import abort_with, get_store, present, rule_info, state, timeline
 from .auth import _safe_next
 from .signal_filters import RAISED_VOICE_LABELS, BadSignalFilter, signal_filters
 from .reporting import complete_debtor_side, evidence_response, report_response
@@ -242,6 +242,7 @@ def call(call_id: str):
     return render_template(
         "call.html", row=row, call=call, turns=turns, findings=findings, reviews=reviews,
         cards=present.by_sentence(findings), second_looks=store.second_looks(call_id),
+        chart=timeline.timeline(call, findings, lambda rule: getattr(rule_info(rule), "title", None)),
         any_confirmed=any(f.decision == "confirmed" for f in findings), reasons=DISMISS_REASONS,
         assignment=store.assignment(call_id), reviewers=[u["username"] for u in store.users() if u["active"]],
         uploads=store.uploads(limit=100, call_id=call_id),
