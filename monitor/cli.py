@@ -289,13 +289,23 @@ def rescan(db, rules_dir):
 @click.option("--category", type=click.Choice(list(CATEGORIES)))
 @click.option("--collector", help="Only this collector id.")
 @click.option("--review-status", type=click.Choice(["unreviewed", "confirmed", "dismissed"]))
-def export(db, fmt, output, since, until, category, collector, review_status):
-    """Export findings with their call metadata as CSV or JSON Lines."""
+@click.option("--raised-voice", type=click.Choice(["any", "collector"]),
+              help="Only calls where someone (or the collector) raised their voice.")
+@click.option("--overtalk-at-least", type=click.FloatRange(0, 1), metavar="SHARE",
+              help="Only calls whose overtalk share (0-1) is at least this.")
+@click.option("--collector-share-at-least", type=click.FloatRange(0, 1), metavar="SHARE",
+              help="Only calls where the collector's share of the talk (0-1) is at least this.")
+def export(db, fmt, output, since, until, category, collector, review_status, raised_voice, overtalk_at_least,
+           collector_share_at_least):
+    """Export findings with their call metadata and signals as CSV or JSON Lines."""
     import csv as csv_module
 
     from monitor.redaction import redact_if_configured
 
-    rows = _open_store(db).export_rows(since=since, until=until, category=category, collector=collector, review_status=review_status)
+    rows = _open_store(db).export_rows(since=since, until=until, category=category, collector=collector,
+                                       review_status=review_status, raised_voice=raised_voice,
+                                       overtalk_at_least=overtalk_at_least,
+                                       collector_share_at_least=collector_share_at_least)
     sink = open(output, "w", encoding="utf-8", newline="") if output else sys.stdout  # noqa: SIM115
     count = 0
     try:

@@ -161,6 +161,25 @@ def test_a_rule_on_raised_voice_fires_only_when_the_voice_is_raised(engine):
     assert fired(debtor) == []
 
 
+def test_the_shipped_overtalk_rule_fires_only_on_a_call_talked_over(engine):
+    from monitor.detection.examples import run_examples
+
+    rule = engine.pack.rule("abuse-overtalk-silencing")
+    assert rule.category == "abuse"
+    outcomes = run_examples(engine, (rule,))
+    assert outcomes and all(o.passed for o in outcomes)
+
+    def fired(share, speaker="collector"):
+        signals = None if share is None else CallSignals("channel", (), 0.0, 0, share, 0.0)
+        call = Call("x", (Turn("debtor", "我想跟你们商量一下"), Turn(speaker, "少废话，欠的钱今天必须还上")), signals=signals)
+        return [f.rule for f in engine.scan(call).findings]
+
+    assert "abuse-overtalk-silencing" in fired(0.3)
+    assert "abuse-overtalk-silencing" not in fired(0.1)
+    assert "abuse-overtalk-silencing" not in fired(None)  # a typed transcript: no signals
+    assert fired(0.3, "debtor") == []
+
+
 def test_overtalk_share_key_compiles_and_holds_on_the_call(tmp_path):
     from monitor.detection.engine import Engine
     from monitor.detection.rules import load_rules

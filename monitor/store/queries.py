@@ -65,16 +65,8 @@ class Queries(Database):
         if speaker:
             where.append("t.speaker = ?")
             params.append(speaker)
-        day = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
-        if since:
-            where.append(f"{day} >= ?")
-            params.append(since)
-        if until:
-            where.append(f"{day} <= ?")
-            params.append(until)
-        if collector:
-            where.append("c.collector_id = ?")
-            params.append(collector)
+        calls, call_params = call_filter(since=since, until=until, collector=collector)
+        where, params = where + calls, params + call_params
         body = f"FROM {source} JOIN calls c ON c.id = t.call_id WHERE {' AND '.join(where)}"
         total = self.db.execute(f"SELECT count(*) {body}", params).fetchone()[0]
         rows = list(self.db.query(
@@ -95,22 +87,18 @@ class Queries(Database):
         category: str | None = None,
         collector: str | None = None,
         review_status: str | None = None,
+        **signals,
     ) -> Iterator[dict]:
-        """Active findings with their call's metadata, filtered. ``review_status`` is
-        confirmed, dismissed or unreviewed; dates compare with the call's local start."""
+        """Active findings with their call's metadata and signals, filtered.
+        ``review_status`` is confirmed, dismissed or unreviewed; dates compare with the
+        call's local day, as in the queue; ``signals`` are the signal filters of
+        ``call_filter`` (raised_voice, overtalk_at_least, collector_share_at_least)."""
         where, params = ["f.active = 1"], []
-        if since:
-            where.append("substr(c.started_at, 1, 10) >= ?")
-            params.append(since)
-        if until:
-            where.append("substr(c.started_at, 1, 10) <= ?")
-            params.append(until)
         if category:
             where.append("f.category = ?")
             params.append(category)
-        if collector:
-            where.append("c.collector_id = ?")
-            params.append(collector)
+        calls, call_params = call_filter(since=since, until=until, collector=collector, **signals)
+        where, params = where + calls, params + call_params
         sql = f"""
             SELECT c.id AS call_id, c.started_at, c.collector_id, c.debtor_id, c.direction, c.source, c.sha256,
                    f.id AS finding_id, f.rule, f.category, f.severity, f.turn, f.start, f.end, f.evidence,
@@ -133,18 +121,11 @@ class Queries(Database):
     def finding_counts(self, since: str | None = None, until: str | None = None) -> list[dict]:
         """Active findings counted by category, collector, day (the call's local start,
         else when it was stored) and latest decision (None: unreviewed)."""
-        day = "substr(coalesce(c.started_at, c.created_at), 1, 10)"
-        where, params = ["f.active = 1"], []
-        if since:
-            where.append(f"{day} >= ?")
-            params.append(since)
-        if until:
-            where.append(f"{day} <= ?")
-            params.append(until)
+        where, params = call_filter(since=since, until=until)
         return list(self.db.query(
-            f"SELECT f.category, c.collector_id, {day} AS day,"
+            f"SELECT f.category, c.collector_id, {CALL_DAY} AS day,"
             f" {LATEST_DECISION} AS decision,"
-            f" count(*) AS n FROM findings f JOIN calls c ON c.id = f.call_id WHERE {' AND '.join(where)}"
+            f" count(*) AS n FROM findings f JOIN calls c ON c.id = f.call_id WHERE {' AND '.join(['f.active = 1', *where])}"
             " GROUP BY 1, 2, 3, 4 ORDER BY 3, 1",
             params,
         ))
@@ -162,7 +143,9 @@ class Queries(Database):
         "findings": "(SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1) DESC, c.id",
     }
 
-    def _queue_where(self, category, collector, since, until, review_status, assignee, origin, second_look, team):
+    def _queue_where(self, category=None, review_status=None, assignee=None, origin=None, second_look=None, **calls):
+        """The queue's conditions: on the call's findings (category, decision, second
+        look), on its assignment and origin, and ``call_filter``'s on the call itself."""
         where, params = [], []
         if review_status and review_status not in ("unreviewed", "confirmed", "dismissed"):
             raise StoreError(f"review status must be unreviewed, confirmed or dismissed, not {review_status!r}")
@@ -189,18 +172,8 @@ class Queries(Database):
                 if second_look is not True:
                     params.append(second_look)
             where.append(f"EXISTS (SELECT 1 FROM findings f WHERE {' AND '.join(matching)})")
-        if collector:
-            where.append("c.collector_id = ?")
-            params.append(collector)
-        if team:
-            where.append(f"{CALL_TEAM} = ?")
-            params.append(team)
-        if since:
-            where.append(f"{CALL_DAY} >= ?")
-            params.append(since)
-        if until:
-            where.append(f"{CALL_DAY} <= ?")
-            params.append(until)
+        conditions, values = call_filter(**calls)
+        where, params = where + conditions, params + values
         if assignee == "":
             where.append("a.reviewer IS NULL")
         elif assignee:
@@ -225,15 +198,17 @@ class Queries(Database):
         second_look: str | bool | None = None,
         team: str | None = None,
         ids: list[str] | None = None,
+        **signals,
     ) -> list[dict]:
         """One page of calls with active findings (most severe first, then newest, by
         default; ``sort`` one of QUEUE_SORTS). ``review_status`` (unreviewed, confirmed,
         dismissed) and ``category`` keep calls with at least one such finding;
         ``assignee`` is a username, or "" for unassigned calls; ``origin`` "debtor" keeps
         debtor evidence; ``second_look`` keeps calls with an open 复核 (for that reviewer,
-        or any when True); ``ids`` keeps only those calls. ``queue_count`` counts all."""
-        where, params = self._queue_where(category, collector, since, until, review_status, assignee, origin,
-                                          second_look, team)
+        or any when True); ``ids`` keeps only those calls; ``signals`` are the signal
+        filters of ``call_filter``. ``queue_count`` counts all."""
+        where, params = self._queue_where(category, review_status, assignee, origin, second_look, collector=collector,
+                                          team=team, since=since, until=until, **signals)
         if ids is not None:
             where += f" AND c.id IN ({', '.join('?' for _ in ids)})" if ids else " AND 0"
             params = [*params, *ids]
@@ -254,7 +229,9 @@ class Queries(Database):
                    (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {DECIDED} = 'confirmed') AS confirmed,
                    (SELECT count(*) FROM findings f WHERE f.call_id = c.id AND f.active = 1 AND {DECIDED} = 'dismissed') AS dismissed,
                    (SELECT count(*) FROM findings f JOIN second_looks s ON s.finding_id = f.id
-                     WHERE f.call_id = c.id AND s.status = 'open') AS second_looks
+                     WHERE f.call_id = c.id AND s.status = 'open') AS second_looks,
+                   c.overtalk_share, c.collector_talk_share,
+                   (SELECT count(*) FROM turns t WHERE t.call_id = c.id AND t.raised_voice = 1) AS raised_turns
             FROM calls c LEFT JOIN assignments a ON a.call_id = c.id
             WHERE c.id IN ({marks})"""
         by_id = {row["id"]: row for row in self.db.query(sql, page)}
@@ -264,11 +241,10 @@ class Queries(Database):
             row["debtor_evidence"] = bool(row["debtor_evidence"])
         return rows
 
-    def queue_count(self, category=None, collector=None, since=None, until=None, review_status=None, assignee=None,
-                    origin=None, second_look=None, team=None) -> int:
+    def queue_count(self, category=None, review_status=None, assignee=None, origin=None, second_look=None,
+                    **calls) -> int:
         """How many calls ``review_queue`` pages through with these filters."""
-        where, params = self._queue_where(category, collector, since, until, review_status, assignee, origin,
-                                          second_look, team)
+        where, params = self._queue_where(category, review_status, assignee, origin, second_look, **calls)
         return self.db.execute(
             f"SELECT count(*) FROM calls c LEFT JOIN assignments a ON a.call_id = c.id WHERE {where}", params
         ).fetchone()[0]
@@ -277,12 +253,7 @@ class Queries(Database):
 
     def _tallies(self, kind: str, dimension: str, since: str | None, until: str | None, by_day: bool = False):
         where, params = ["kind = ?", "dimension = ?"], [kind, dimension]
-        if since:
-            where.append("day >= ?")
-            params.append(since)
-        if until:
-            where.append("day <= ?")
-            params.append(until)
+        _day_range(where, params, "day", since, until)
         group = "day" if by_day else "key"
         return self.db.execute(
             f"SELECT {group}, decision, sum(n) FROM tallies WHERE {' AND '.join(where)} GROUP BY 1, 2 HAVING sum(n) > 0",
@@ -365,6 +336,60 @@ class Queries(Database):
 
 
 _DEBTOR = "(c.origin = 'debtor' OR EXISTS (SELECT 1 FROM uploads u WHERE u.call_id = c.id AND u.origin = 'debtor'))"
+
+# Whose raised voice the filter looks for: anyone's, or the collector's (an unknown
+# speaker counts as a possible collector, as the rules treat one).
+RAISED_VOICE_FILTERS = {
+    "any": "EXISTS (SELECT 1 FROM turns rv WHERE rv.call_id = c.id AND rv.raised_voice = 1)",
+    "collector": "EXISTS (SELECT 1 FROM turns rv WHERE rv.call_id = c.id AND rv.raised_voice = 1"
+                 " AND rv.speaker IN ('collector', 'unknown'))",
+}
+
+
+def call_filter(
+    since: str | None = None,
+    until: str | None = None,
+    collector: str | None = None,
+    team: str | None = None,
+    raised_voice: str | None = None,
+    overtalk_at_least: float | None = None,
+    collector_share_at_least: float | None = None,
+) -> tuple[list[str], list]:
+    """Conditions on the call ``c`` shared by the queue, the exports, the counts and the
+    transcript search, with their parameters: the call's local day (else the day it was
+    stored), its collector and team, and its conversation signals. ``raised_voice`` is
+    a key of RAISED_VOICE_FILTERS; the shares are fractions from 0 to 1, and a call
+    without signals (a typed transcript) has no share, so it is left out by them."""
+    where, params = [], []
+    _day_range(where, params, CALL_DAY, since, until)
+    if collector:
+        where.append("c.collector_id = ?")
+        params.append(collector)
+    if team:
+        where.append(f"{CALL_TEAM} = ?")
+        params.append(team)
+    if raised_voice:
+        if raised_voice not in RAISED_VOICE_FILTERS:
+            raise StoreError(f"raised_voice must be one of {', '.join(RAISED_VOICE_FILTERS)}, not {raised_voice!r}")
+        where.append(RAISED_VOICE_FILTERS[raised_voice])
+    for name, column, share in (("overtalk_at_least", "c.overtalk_share", overtalk_at_least),
+                                ("collector_share_at_least", "c.collector_talk_share", collector_share_at_least)):
+        if share is None:
+            continue
+        if isinstance(share, bool) or not isinstance(share, (int, float)) or not 0 <= share <= 1:
+            raise StoreError(f"{name}: a share from 0 to 1, not {share!r}")
+        where.append(f"{column} >= ?")
+        params.append(float(share))
+    return where, params
+
+
+def _day_range(where: list[str], params: list, day: str, since: str | None, until: str | None) -> None:
+    if since:
+        where.append(f"{day} >= ?")
+        params.append(since)
+    if until:
+        where.append(f"{day} <= ?")
+        params.append(until)
 
 
 def _iso_days_before(now: datetime, days: int) -> str:

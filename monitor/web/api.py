@@ -7,8 +7,11 @@
     GET  /api/v1/uploads/<id>        status: queued | processing | done | failed (+ call_id, error)
     GET  /api/v1/calls/<call_id>     the call, its findings and every decision on them
     GET  /api/v1/findings            active findings; filters since, until (YYYY-MM-DD),
-                                     category, collector, review_status (as `monitor
-                                     export`); debtor ids masked for a reviewer's token
+                                     category, collector, review_status, and on the
+                                     call's signals raised_voice (any | collector),
+                                     overtalk_at_least, collector_share_at_least (0–1)
+                                     (as `monitor export`); debtor ids masked for a
+                                     reviewer's token
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from monitor.audit import Action
 from monitor.models import CATEGORIES
 from monitor.runs.roles import call_signals, turn_signals
 from . import get_store, present
+from .signal_filters import BadSignalFilter, signal_filters
 from .staff import accept_files
 from .uploads import Refused
 
@@ -116,9 +120,13 @@ def findings():
                                message=f"{name}: expected a date as YYYY-MM-DD (e.g. 2025-03-01), not {value[:40]!r}"), 400
     if dates.get("since") and dates.get("until") and dates["since"] > dates["until"]:
         return jsonify(error="bad_request", message="since is after until"), 400
+    try:
+        signals = signal_filters(args, percent=False)
+    except BadSignalFilter as bad:
+        return jsonify(error="bad_request", message=bad.english), 400
     store = get_store()
     rows = list(store.export_rows(since=dates.get("since"), until=dates.get("until"), category=category,
-                                  collector=args.get("collector"), review_status=status))
+                                  collector=args.get("collector"), review_status=status, **signals))
     reviewer = g.user["role"] != "admin"
     for row in rows:
         row.pop("source", None)  # where the server keeps the file is not the caller's business

@@ -56,6 +56,11 @@ def local_time(value: str | None, zone: ZoneInfo | None = None) -> str:
     return moment.astimezone(zone or times.local_zone()).strftime("%Y-%m-%d %H:%M")
 
 
+def percent(share: float | None) -> str:
+    """A share from 0 to 1 as ``23%`` (empty when the call has no signals)."""
+    return "" if share is None else f"{share * 100:.0f}%"
+
+
 def mask(value: str | None) -> str:
     """A phone or ID number with its middle hidden (``138****5678``,
     ``110101********1234``): what a reviewer sees in lists and exports."""

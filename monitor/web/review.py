@@ -18,8 +18,9 @@ from monitor.audit import Action
 from monitor.models import CATEGORIES, SPEAKERS
 from monitor.store import StoreError
 from monitor.runs.debtor_side import start_debtor_side
-from . import abort_with, get_store, present, state
+from . import abort_with, get_store, present, rule_info, state, timeline
 from .auth import _safe_next
+from .signal_filters import RAISED_VOICE_LABELS, BadSignalFilter, signal_filters
 from .reporting import complete_debtor_side, evidence_response, report_response
 
 bp = Blueprint("review", __name__)
@@ -65,6 +66,10 @@ def _filters() -> dict:
     }
     assigned = args.get("assigned", "")
     chosen["assignee"] = {"me": g.user["username"], "none": ""}.get(assigned, assigned or None)
+    try:
+        chosen.update(signal_filters(args, percent=True))
+    except BadSignalFilter as bad:
+        abort_with(400, bad.chinese)
     return chosen
 
 
@@ -98,6 +103,7 @@ def queue():
         "queue.html", calls=calls, args=request.args, categories=CATEGORIES, collectors=store.collectors(),
         reviewers=[u["username"] for u in store.users() if u["active"]], total=total, page=page, pages=pages,
         size=size, sizes=PAGE_SIZES, sort=sort, sorts=SORTS, reasons=DISMISS_REASONS, masked=masked,
+        raised_voice_labels=RAISED_VOICE_LABELS, percent=present.percent,
         page_url=lambda n: url_for("review.queue", **{**request.args.to_dict(), "page": n}),
     )
 
@@ -164,13 +170,16 @@ def _export_csv(ids: list[str]) -> Response:
     out = io.StringIO()
     out.write("\ufeff")  # Excel opens UTF-8 with a BOM as Chinese, not mojibake
     writer = csv.writer(out)
-    writer.writerow(["通话", "开始时间", "催收员", "债务人", "来电号码", "严重程度", "违规类别", "违规条数", "待审", "确认", "驳回", "分配给"])
+    writer.writerow(["通话", "开始时间", "催收员", "债务人", "来电号码", "严重程度", "违规类别", "违规条数", "待审", "确认", "驳回", "分配给",
+                     "抢话占比", "催收员说话占比", "提高音量的话轮"])
     for c in rows:
         writer.writerow([
             c["id"], present.local_time(c["started_at"] or c["created_at"]), c["collector_id"] or "", masked(c["debtor_id"]),
             masked(c["caller_number"]), present.SEVERITY_LABELS.get(c["max_severity"], ""),
             "、".join(present.CATEGORY_LABELS.get(k, k) for k in c["categories"]), c["findings"], c["unreviewed"],
             c["confirmed"], c["dismissed"], c["assignee"] or "",
+            present.percent(c["overtalk_share"]), present.percent(c["collector_talk_share"]),
+            c["raised_turns"] if c["overtalk_share"] is not None else "",  # no signals: not "none raised"
         ])
     store.audit(g.user["username"], Action.QUEUE_EXPORTED, "queue", {"calls": len(rows)})
     response = Response(out.getvalue().encode("utf-8"), mimetype="text/csv")
@@ -233,6 +242,7 @@ def call(call_id: str):
     return render_template(
         "call.html", row=row, call=call, turns=turns, findings=findings, reviews=reviews,
         cards=present.by_sentence(findings), second_looks=store.second_looks(call_id),
+        chart=timeline.timeline(call, findings, lambda rule: getattr(rule_info(rule), "title", None)),
         any_confirmed=any(f.decision == "confirmed" for f in findings), reasons=DISMISS_REASONS,
         assignment=store.assignment(call_id), reviewers=[u["username"] for u in store.users() if u["active"]],
         uploads=store.uploads(limit=100, call_id=call_id),
