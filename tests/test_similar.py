@@ -273,3 +273,15 @@ def test_similarity_off_scores_nothing(tmp_path, embedder):
     assert engine.stats["embedded"] == 0
     rule = engine.pack.rule("third-party-demo-similar")
     assert engine.similarity(rule, engine.pack.analyser.analyse("你同事们全都知道你欠钱了")) is None
+
+
+def test_a_threshold_never_lets_a_quiet_example_fire():
+    """Calibration may not pick a threshold at or under the score of one of the rule's
+    own quiet examples, whatever the labelled data would allow."""
+    from monitor.runs.calibration import _above
+
+    assert _above(0.90, 0.93) == 0.9301
+    assert _above(0.93, 0.93) == 0.9301
+    assert _above(0.95, 0.93) == 0.95
+    assert _above(None, 0.93) is None
+    assert _above(0.90, None) == 0.90

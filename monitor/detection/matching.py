@@ -50,6 +50,9 @@ _DENIED_AFTER = re.compile(
 _RHETORICAL_BEFORE = re.compile(r"(不是|难道)[^,.!?;:]{0,8}$")
 _RHETORICAL_AFTER = re.compile(r"^[^,.!?;:]{0,10}(吗|么|嘛)([,.!?]|$)")
 
+# How far before a match a quoting frame still governs it (characters).
+_QUOTE_REACH = 16
+
 # Reporting and quoting frames: the speaker relates what someone else said or did.
 QUOTE_FRAME = re.compile(
     r"((你|您|他|她|有人|对方|客户|你们)(刚才|刚刚|上次|之前|前面|昨天)(说|讲|提|问|投诉|骂)|"
@@ -117,7 +120,9 @@ class Guards:
         if self.quotation:
             if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
                 return False  # inside quotation marks
-            if QUOTE_FRAME.search(before):
+            # A quoting frame governs the words right after it ("您刚才说要去我单位"),
+            # not everything later in a long unpunctuated turn.
+            if QUOTE_FRAME.search(before[-_QUOTE_REACH:]):
                 return False
         return True
 

@@ -27,6 +27,10 @@ with warnings.catch_warnings():
 _CJK = "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"
 _SPACE_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}])\s+(?=[{_CJK}])")
 _SPACES = re.compile(r"\s+")
+# A space between two runs of three or more Chinese characters is a pause between
+# phrases (transcripts written without punctuation: "我不是来催您的 我是街道办的"), so it
+# ends a clause; shorter runs are one word spaced out ("傻 逼", "你 个 老 赖").
+_PHRASE_PAUSE = re.compile(rf"(?<=[{_CJK}]{{3}})\s+(?=[{_CJK}]{{3}})")
 _IS_CJK = re.compile(rf"[{_CJK}]")
 
 # Punctuation NFKC leaves alone, mapped to one ASCII form each. Quotes become '"' so the
@@ -60,10 +64,12 @@ def normalise(text: str) -> str:
 
     Simplified characters, half-width letters and digits (NFKC), one punctuation form,
     lower case, no spaces between Chinese characters (Whisper and some ASR engines
-    space them out: "傻 逼"), other whitespace runs collapsed to one space.
+    space them out: "傻 逼") except a pause between phrases, which becomes ",", other
+    whitespace runs collapsed to one space.
     """
     text = to_simplified(text)
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
+    text = _PHRASE_PAUSE.sub(",", text)
     text = _SPACE_BETWEEN_CJK.sub("", text)
     return _SPACES.sub(" ", text).strip()
 

@@ -143,12 +143,15 @@ def calibrate(directory: Path | str | None, files: list[Path], floor: float = DE
     result_rules = {}
     for rule in rules:
         points = scored[rule.id]
-        threshold = choose_threshold(points, floor)
+        # The rule's own quiet examples say where it must not fire: a threshold never
+        # sits at or below the score of one of them, whatever the data allow.
+        above = _quiet_ceiling(engine, pack, rule)
+        threshold = _above(choose_threshold(points, floor), above)
         held_out = []
         for index in range(len(files)):
             inside = [p for p in points if p.file != index]
             outside = [p for p in points if p.file == index]
-            chosen = choose_threshold(inside, floor)
+            chosen = _above(choose_threshold(inside, floor), above)
             held_out.append({"file": labels[index], "threshold": chosen, **_measure(outside, chosen)})
         result_rules[rule.id] = {
             "category": rule.category,
@@ -166,6 +169,29 @@ def calibrate(directory: Path | str | None, files: list[Path], floor: float = DE
         "data": data,
         "rules": result_rules,
     }
+
+
+def _quiet_ceiling(engine: Engine, pack, rule) -> float | None:
+    """The highest similarity any of ``rule``'s quiet examples reaches (judged turns of
+    collector or unknown speakers only), or None when none is scored."""
+    best = None
+    for example in rule.examples:
+        if example.fire or not example.turns:
+            continue
+        speaker, text = example.turns[-1]
+        if speaker not in rule.speakers:
+            continue
+        analysed = pack.analyser.analyse(text)
+        hit = engine.similarity(rule, analysed, set(engine.signals(analysed, speaker, complete=True)), speaker)
+        if hit is not None and (best is None or hit.score > best):
+            best = hit.score
+    return best
+
+
+def _above(threshold: float | None, ceiling: float | None) -> float | None:
+    if threshold is None or ceiling is None or threshold > ceiling:
+        return threshold
+    return round(ceiling + 0.0001, 4)
 
 
 def write_calibration(document: dict, directory: Path) -> Path:
