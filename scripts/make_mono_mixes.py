@@ -18,6 +18,8 @@ with ``channels: mono``):
   same_voice    the check: the debtor's lines replaced by uncategorised collector lines
                 of other calls, so both sides are one voice with one processing; a
                 diarizer should do no better than chance here (or find one voice)
+  phone_same_voice  the check on a telephone line: ``same_voice`` through the line of
+                ``phone`` (narrow band makes one voice's lines look less alike)
 
 The sample debtor voice is the same synthetic voice with pitch and formants lowered by
 the sample script (see sample_audio/README.md); ``same_voice`` is there to show what is
@@ -42,7 +44,7 @@ REPO = Path(__file__).resolve().parents[1]
 SAMPLES = REPO / "sample_audio"
 DEFAULT_OUT = REPO / "mono_mixes"  # git-ignored
 RATE = 16_000
-SETS = ("plain", "debtor_first", "debtor_more", "phone", "same_voice")
+SETS = ("plain", "debtor_first", "debtor_more", "phone", "same_voice", "phone_same_voice")
 LEVEL_DBFS = -20.0  # every clip's speech RMS
 MARGIN = 0.05  # seconds kept around each clip's measured speech
 LEAD, TAIL = 0.5, 0.3
@@ -174,6 +176,9 @@ def make_set(kind: str, name: str, everything: dict[str, list[dict]]) -> tuple[n
             used.add(index)
             out.append({**pool[index], "speaker": "debtor", "categories": []})
         return lay_out(out, seed)
+    if kind == "phone_same_voice":
+        mix, turns = make_set("same_voice", name, everything)
+        return phone_line(mix, seed), turns
     raise ValueError(kind)
 
 
@@ -187,16 +192,21 @@ def make_mixes(out_dir: Path, sets=SETS, calls=None) -> list[Path]:
         folder.mkdir(parents=True, exist_ok=True)
         for name in calls or names:
             mix, turns = make_set(kind, name, everything)
-            peak = float(np.max(np.abs(mix)))
-            if peak > 0.95:
-                mix = mix * (0.95 / peak)
-            write_wav(folder / f"{name}.wav", mix)
-            categories = sorted({c for t in turns for c in t["categories"]})
-            truth = {"categories": categories, "channels": "mono", "set": kind, "source": f"{name}.wav", "turns": turns}
-            (folder / f"{name}.expected.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
-                                                          encoding="utf-8")
-            made.append(folder / f"{name}.wav")
+            made.append(write_mix(folder, name, kind, mix, turns))
     return made
+
+
+def write_mix(folder: Path, name: str, kind: str, mix: np.ndarray, turns: list[dict]) -> Path:
+    """``<name>.wav`` (peak at most 0.95) and its truth ``<name>.expected.json``."""
+    peak = float(np.max(np.abs(mix)))
+    if peak > 0.95:
+        mix = mix * (0.95 / peak)
+    write_wav(folder / f"{name}.wav", mix)
+    categories = sorted({c for t in turns for c in t["categories"]})
+    truth = {"categories": categories, "channels": "mono", "set": kind, "source": f"{name}.wav", "turns": turns}
+    (folder / f"{name}.expected.json").write_text(json.dumps(truth, ensure_ascii=False, indent=2) + "\n",
+                                                  encoding="utf-8")
+    return folder / f"{name}.wav"
 
 
 def score_roles(truth_turns: list[dict], turns: list[dict], findings: list[dict]) -> dict:
@@ -223,18 +233,45 @@ def score_roles(truth_turns: list[dict], turns: list[dict], findings: list[dict]
             "right_share": round(right / total, 3) if total else 0.0, "findings_on_debtor": on_debtor}
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="folder for the sets (default: mono_mixes/)")
-    parser.add_argument("--sets", nargs="+", choices=SETS, default=list(SETS))
+def score_voices(truth_turns: list[dict], turns: list[dict]) -> dict:
+    """How well the voices were told apart, whatever the roles: the share of truth
+    speech time whose transcript turn has the voice ("A"/"B") of its side, under the
+    better of the two ways of naming the voices. A call heard as one voice scores the
+    larger side's share."""
+    def overlap(a0, a1, b0, b1):
+        return max(0.0, min(a1, b1) - max(a0, b0))
+
+    total = sum(t["end"] - t["start"] for t in truth_turns)
+    best = 0.0
+    for naming in ({"A": "collector", "B": "debtor"}, {"A": "debtor", "B": "collector"}):
+        right = sum(
+            overlap(t["start"], t["end"], u["start"], u["end"])
+            for t in truth_turns for u in turns if naming.get(u.get("voice")) == t["speaker"]
+        )
+        best = max(best, right)
+    return {"speech_seconds": round(total, 2), "right_seconds": round(best, 2),
+            "right_share": round(best / total, 3) if total else 0.0}
+
+
+def cli(argv: list[str] | None, doc: str, default_out: Path, sets: tuple[str, ...], make) -> int:
+    """The command line of a mix script: --out, --sets, --calls, then ``make(out, sets,
+    calls)``, which returns the wavs it wrote."""
+    parser = argparse.ArgumentParser(description=doc.split("\n\n")[0])
+    parser.add_argument("--out", type=Path, default=default_out,
+                        help=f"folder for the sets (default: {default_out.name}/)")
+    parser.add_argument("--sets", nargs="+", choices=sets, default=list(sets))
     parser.add_argument("--calls", nargs="+", help="stereo sample calls to mix (default: all)")
     args = parser.parse_args(argv)
     unknown = set(args.calls or ()) - set(stereo_calls())
     if unknown:
         parser.error(f"not a stereo sample call: {', '.join(sorted(unknown))}")
-    made = make_mixes(args.out, args.sets, args.calls)
+    made = make(args.out, args.sets, args.calls)
     print(f"{len(made)} mixes in {args.out}")
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(argv, __doc__, DEFAULT_OUT, SETS, make_mixes)
 
 
 if __name__ == "__main__":

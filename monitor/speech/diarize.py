@@ -3,15 +3,18 @@
 The only module that imports ``resemblyzer`` (a speaker encoder whose weights ship in
 its wheel, so it works offline) and ``webrtcvad``. Steps:
 
-1. voice activity (webrtcvad, 30 ms frames) marks where anyone speaks;
-2. 1.6 s windows every 0.5 s that are mostly speech are embedded by the encoder;
-3. the embeddings are clustered into two groups (spectral clustering on cosine
-   affinity) and a separation test decides whether there really are two voices: a
-   recording of one person must stay one speaker;
-4. each 10 ms speech frame takes the vote of the windows that cover it; a stretch of
-   speech shorter than a window (a 喂, a 是我) is judged by its own embedding; short
-   runs are smoothed away (nobody changes turns every 200 ms), and each change of
-   voice moves to the longest pause near it;
+1. voice activity (webrtcvad, 30 ms frames) marks where anyone speaks; speech between
+   two pauses is a *stretch* (a line, or part of one);
+2. each stretch is embedded by the encoder, in 1.6 s windows every 0.5 s when it is
+   longer than a window and whole otherwise; no piece reaches across a pause, so none
+   mixes the end of one turn with the start of the next, or takes in the noise between;
+3. the stretches are clustered into two groups (spectral clustering on the mean cosine
+   similarity between their pieces) and a separation test decides whether there really
+   are two voices, comparing only pieces of different stretches: a recording of one
+   person must stay one speaker, on a wide-band line or a narrow telephone one;
+4. each piece votes for the nearer voice over its frames; short runs are smoothed away
+   (nobody changes turns every 200 ms), and each change of voice moves to the longest
+   pause near it;
 5. ``split_by_voice`` cuts Whisper segments where the voice changes, at word times.
 
 Also imported here and only here: scikit-learn (the clustering). torch runs the encoder.
@@ -35,31 +38,47 @@ from monitor.speech.audio import SAMPLE_RATE
 FRAME_SECONDS = 0.01  # the encoder's mel hop: labels are given per 10 ms
 WINDOW_SECONDS = 1.6  # the encoder's partial-utterance length
 HOP_SECONDS = 0.5
-# A window is embedded when at least this share of it is speech (less: mostly silence,
-# the embedding says little about the voice).
-MIN_SPEECH_IN_WINDOW = 0.5
+# Stretches of speech shorter than this say too little about the voice to be embedded;
+# their frames take the voice nearest in time.
+MIN_STRETCH_SECONDS = 0.3
 # webrtcvad aggressiveness 0–3; 2 keeps quiet syllables without taking in line noise.
 VAD_MODE = 2
 VAD_FRAME_MS = 30
-# Less speech than this (seconds) cannot be told apart into two voices reliably.
+# Less speech than this (seconds) cannot be told apart into two voices reliably, nor
+# fewer stretches than this (each voice must be heard in two of them, see below).
 MIN_SPEECH_SECONDS = 3.0
-MIN_WINDOWS = 6
-# Separation test. Two voices: the clusters' centroids lie far apart compared with the
-# spread inside each cluster (``_separation``), and each stretch of continuous speech
-# falls mostly in one cluster (``_purity``: a person does not change voice mid-sentence,
-# while clusters of one voice split by what is said cut across sentences). The product
-# of the two must reach MIN_SEPARATION. Calibrated on mono mixes of the sample calls
-# (scripts/make_mono_mixes.py): two voices 0.68–1.22 (one phone-line call: 0.49), one
-# voice on both sides ("same_voice" set) 0.49–0.62. The sample voices are one
-# synthetic voice with pitch lowered for the debtor, so the margin is thin; real voices
-# of two people lie further apart.
-MIN_SEPARATION = 0.65
+MIN_STRETCHES = 4
+# Separation test (``_separation``). Pieces of one stretch share a sentence, and
+# overlapping windows share audio, so their likeness says nothing about the voice:
+# only pairs from different stretches count. For each voice, the distance between
+# the voices over the distance between that voice's own stretches; the smaller of the
+# two must reach the threshold, so each voice must be heard alike in at least two
+# stretches (one odd line split off is not a second person).
+#
+# The threshold depends on the line. On a narrow telephone band (8 kHz audio, nothing
+# above 4 kHz) the encoder loses much of what tells voices apart, and clusters of one
+# voice split by what is said lie further apart than on wide-band audio, so one
+# threshold for both would either split one-voice phone calls or miss real pairs.
+# Calibrated on mono mixes of the sample calls at three layouts each
+# (scripts/make_mono_mixes.py): wide band, two voices 1.17–1.78 and one voice
+# ("same_voice") up to 1.08; narrow band, two voices ("phone") 1.11–1.61 and one voice
+# ("phone_same_voice") up to 1.17. The sample voices are one synthetic voice with the
+# debtor's pitch lowered, so on the narrow band the two ranges meet; two really
+# different voices (scripts/make_voice_pair_mixes.py) score 2.0–2.9 on either line.
+MIN_SEPARATION = 1.12
+MIN_SEPARATION_NARROW_BAND = 1.14
+# Narrow band: less than this share of the speech power above NARROW_BAND_HZ (wide-band
+# speech has some -15 to -25 dB there, fricatives; a telephone line about -55 dB).
+NARROW_BAND_HZ = 4000
+NARROW_BAND_DB = -35.0
+# After the spectral split a stretch changes group only when its mean similarity to
+# the other group's stretches is higher by this much (cosine): on narrow-band audio the
+# two means often differ by less than their noise, and following every small
+# difference undoes a sound split.
+RELINK_MARGIN = 0.02
+RELINK_PASSES = 20
 MIN_SECOND_VOICE_SHARE = 0.08
 MIN_SECOND_VOICE_SECONDS = 1.5
-# Stretches of speech between pauses shorter than this are judged by their own
-# embedding (see _vote_short_stretches); shorter than the minimum, they say too little.
-SHORT_STRETCH_SECONDS = 1.6
-MIN_STRETCH_SECONDS = 0.3
 # A change of voice moves to a pause (at least MIN_PAUSE_SECONDS without speech) at
 # most this far away.
 SNAP_SECONDS = 0.5
@@ -187,31 +206,56 @@ def _get_encoder():
         return _encoder
 
 
-def _embed_windows(samples: np.ndarray, speech: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Embeddings of the mostly-speech windows and each window's first frame."""
-    import torch
+def _pieces(speech: np.ndarray) -> list[tuple[int, int, int]]:
+    """(stretch number, first frame, end frame) of each piece the encoder embeds.
 
+    A stretch longer than a window is covered by windows every HOP_SECONDS, the last
+    one flush with its end; a shorter one (a 喂, a 是我) is one piece as it is."""
+    size = int(round(WINDOW_SECONDS / FRAME_SECONDS))
+    hop = int(round(HOP_SECONDS / FRAME_SECONDS))
+    shortest = int(round(MIN_STRETCH_SECONDS / FRAME_SECONDS))
+    pieces = []
+    stretch = 0
+    for value, start, end in _runs(speech.astype(np.int8)):
+        if value != 1 or end - start < shortest:
+            continue
+        if end - start <= size + hop // 2:
+            pieces.append((stretch, start, end))
+        else:
+            starts = list(range(start, end - size + 1, hop))
+            if starts[-1] + size < end - hop // 2:
+                starts.append(end - size)
+            pieces += [(stretch, s, s + size) for s in starts]
+        stretch += 1
+    return pieces
+
+
+def _mel(samples: np.ndarray) -> np.ndarray:
+    """The encoder's input: 40 mel bands of power (not log) per 10 ms frame."""
     with _library_warnings_silenced():
         from resemblyzer.audio import wav_to_mel_spectrogram
 
-    mel = wav_to_mel_spectrogram(np.asarray(samples, dtype=np.float32))
+    return wav_to_mel_spectrogram(np.asarray(samples, dtype=np.float32))
+
+
+def _embed_pieces(mel: np.ndarray, pieces: list[tuple[int, int, int]]) -> np.ndarray:
+    """One unit-length embedding per piece, from the recording's mel frames."""
+    import torch
+
     size = int(round(WINDOW_SECONDS / FRAME_SECONDS))
-    hop = int(round(HOP_SECONDS / FRAME_SECONDS))
-    n = min(len(mel), len(speech))
-    starts = [s for s in range(0, max(0, n - size) + 1, hop) if speech[s: s + size].mean() >= MIN_SPEECH_IN_WINDOW]
-    if n >= size and starts and starts[-1] + size < n - hop // 2:
-        last = n - size
-        if speech[last:].mean() >= MIN_SPEECH_IN_WINDOW:
-            starts.append(last)
-    if not starts:
-        return np.zeros((0, 256), dtype=np.float32), np.zeros(0, dtype=int)
-    batch = np.stack([mel[s: s + size] for s in starts])
+    embeds = np.zeros((len(pieces), 256), dtype=np.float32)
+    full = [i for i, (_, s, e) in enumerate(pieces) if e - s == size and e <= len(mel)]
     encoder = _get_encoder()
     with torch.no_grad(), _encoder_cpu_settings(torch):
-        embeds = []
-        for i in range(0, len(batch), 64):
-            embeds.append(encoder(torch.from_numpy(batch[i: i + 64])).numpy())
-    return np.concatenate(embeds), np.array(starts)
+        # Whole windows are batched; shorter pieces (each its own length) go one by one.
+        for i in range(0, len(full), 64):
+            batch = full[i: i + 64]
+            mels = np.stack([mel[pieces[k][1]: pieces[k][2]] for k in batch])
+            embeds[batch] = encoder(torch.from_numpy(mels)).numpy()
+        for k in sorted(set(range(len(pieces))) - set(full)):
+            _, s, e = pieces[k]
+            embeds[k] = encoder(torch.from_numpy(mel[s: max(e, s + 1)][None])).numpy()[0]
+    return embeds
 
 
 @contextmanager
@@ -234,40 +278,79 @@ def _encoder_cpu_settings(torch):
 # -- clustering --------------------------------------------------------------------------
 
 
-def _two_clusters(embeds: np.ndarray) -> np.ndarray:
+def _stretch_sums(embeds: np.ndarray, stretch_of: np.ndarray, weights: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per stretch, the weighted sum of its pieces' embeddings and the sum of their
+    weights. The embeddings have unit length, so the weighted sum of the cosine
+    similarities between the pieces of two stretches is the dot product of their sums:
+    no matrix over every pair of pieces is needed, however long the call."""
+    n = int(stretch_of.max()) + 1
+    sums = np.zeros((n, embeds.shape[1]), dtype=np.float64)
+    np.add.at(sums, stretch_of, embeds * weights[:, None])
+    return sums, np.bincount(stretch_of, weights=weights, minlength=n)
+
+
+def _cluster_stretches(embeds: np.ndarray, stretch_of: np.ndarray) -> np.ndarray:
+    """Two groups of stretches (0/1 per stretch).
+
+    A stretch is one unit, so the windows of one long line cannot pull apart from each
+    other; stretches are alike by the mean cosine similarity between their pieces.
+    Spectral clustering gives a first split; then each stretch goes to the group whose
+    other stretches it is more like, weighted by their number of pieces, when it is
+    clearly more like them (RELINK_MARGIN): the spectral split can leave a short
+    reply with the voice whose long lines it shares words with."""
     from sklearn.cluster import SpectralClustering
 
-    affinity = np.clip(embeds @ embeds.T, 0.0, 1.0)
+    sums, counts = _stretch_sums(embeds, stretch_of, np.ones(len(embeds)))
+    likeness = sums @ sums.T / np.outer(counts, counts)
     # Sharpen: the encoder's cosine similarities all sit in 0.6–1.0.
-    affinity = np.exp((affinity - 1.0) / 0.05)
+    affinity = np.exp((np.clip(likeness, 0.0, 1.0) - 1.0) / 0.05)
+    np.fill_diagonal(affinity, 1.0)
     model = SpectralClustering(n_clusters=2, affinity="precomputed", random_state=0, assign_labels="discretize")
-    return model.fit_predict(affinity)
+    groups = model.fit_predict(affinity)
+    for _ in range(RELINK_PASSES):
+        moved = groups.copy()
+        for i in range(len(groups)):
+            others = np.arange(len(groups)) != i
+            mean = [np.average(likeness[i, others & (groups == k)], weights=counts[others & (groups == k)])
+                    if (others & (groups == k)).any() else -1.0 for k in (0, 1)]
+            if abs(mean[0] - mean[1]) >= RELINK_MARGIN:
+                moved[i] = int(np.argmax(mean))
+        if (moved == groups).all() or len(set(moved)) < 2:
+            break
+        groups = moved
+    return groups
 
 
-def _separation(embeds: np.ndarray, labels: np.ndarray) -> float:
-    """Distance between the two centroids over the mean distance to one's own centroid."""
-    centroids = [embeds[labels == k].mean(axis=0) for k in (0, 1)]
-    centroids = [c / np.linalg.norm(c) for c in centroids]
-    between = 1.0 - float(centroids[0] @ centroids[1])
-    within = np.mean([1.0 - float(e @ centroids[k]) for e, k in zip(embeds, labels)])
-    return between / max(within, 1e-6)
+def _separation(embeds: np.ndarray, stretch_of: np.ndarray, groups: np.ndarray, weights: np.ndarray) -> float:
+    """The smaller, over both voices, of (1 - mean similarity between the voices) over
+    (1 - mean similarity between that voice's own stretches); 0 when a voice is heard
+    in one stretch only. Only pairs of pieces from different stretches count, each
+    weighted by the pieces' lengths."""
+    sums, totals = _stretch_sums(embeds, stretch_of, weights)
+    similarity = sums @ sums.T  # weighted sums of the similarities, stretch by stretch
+    weight = np.outer(totals, totals)
+    same_voice = groups[:, None] == groups[None, :]
+    between = 1.0 - similarity[~same_voice].sum() / weight[~same_voice].sum()
+    ratios = []
+    for voice in (0, 1):
+        own = same_voice & (groups[:, None] == voice) & ~np.eye(len(groups), dtype=bool)
+        if not own.any():
+            return 0.0
+        within = 1.0 - similarity[own].sum() / weight[own].sum()
+        ratios.append(between / max(within, 1e-6))
+    return float(min(ratios))
 
 
-def _purity(speech: np.ndarray, starts: np.ndarray, clusters: np.ndarray) -> float:
-    """How much each stretch of continuous speech keeps to one cluster (0.5–1), weighted
-    by its number of windows; stretches with a single window say nothing and are left out."""
-    size = int(round(WINDOW_SECONDS / FRAME_SECONDS))
-    stretch = np.cumsum(np.concatenate([[0], np.diff(speech.astype(np.int8)) == 1]))
-    centres = np.minimum(starts + size // 2, len(speech) - 1)
-    ids = stretch[centres]
-    total = weight = 0.0
-    for i in np.unique(ids):
-        members = clusters[ids == i]
-        if len(members) >= 2:
-            share = max(members.mean(), 1 - members.mean())
-            total += share * len(members)
-            weight += len(members)
-    return total / weight if weight else 0.5
+def _narrow_band(mel: np.ndarray, speech: np.ndarray) -> bool:
+    """Whether the speech came over a telephone line: almost none of its power lies in
+    the mel bands above NARROW_BAND_HZ."""
+    import librosa
+
+    n = min(len(mel), len(speech))
+    power = mel[:n][speech[:n]].sum(axis=0)
+    centres = librosa.mel_frequencies(n_mels=mel.shape[1] + 2, fmax=SAMPLE_RATE / 2)[1:-1]
+    share = float(power[centres >= NARROW_BAND_HZ].sum()) / max(float(power.sum()), 1e-20)
+    return 10 * np.log10(max(share, 1e-20)) < NARROW_BAND_DB
 
 
 def diarize(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Diarization:
@@ -283,24 +366,32 @@ def diarize(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Diarization:
     if speech_seconds < MIN_SPEECH_SECONDS:
         return Diarization(labels, 1, note=f"only {speech_seconds:.1f} s of speech: too little to tell two voices apart, "
                                                "treated as one speaker")
-    embeds, starts = _embed_windows(samples, speech)
-    if len(embeds) < MIN_WINDOWS:
-        return Diarization(labels, 1, note=f"only {len(embeds)} stretches of speech long enough to compare voices: "
+    pieces = _pieces(speech)
+    stretches = len({p[0] for p in pieces})
+    if stretches < MIN_STRETCHES:
+        return Diarization(labels, 1, note=f"only {stretches} stretches of speech long enough to compare voices: "
                                                "treated as one speaker")
-    clusters = _two_clusters(embeds)
-    separation = _separation(embeds, clusters) * _purity(speech, starts, clusters)
-    votes = _frame_votes(len(speech), starts, clusters)
-    _vote_short_stretches(votes, samples, speech, embeds, clusters)
+    mel = _mel(samples)
+    embeds = _embed_pieces(mel, pieces)
+    stretch_of = np.array([p[0] for p in pieces])
+    weights = np.array([p[2] - p[1] for p in pieces], dtype=np.float64)
+    groups = _cluster_stretches(embeds, stretch_of)
+    separation = _separation(embeds, stretch_of, groups, weights)
+    clusters = groups[stretch_of]
+    narrow = _narrow_band(mel, speech)
+    needed = MIN_SEPARATION_NARROW_BAND if narrow else MIN_SEPARATION
+    votes = _piece_votes(len(speech), pieces, embeds, clusters, weights)
     frame_labels = np.where(speech, np.argmax(votes, axis=1), -1).astype(np.int8)
-    # Frames no window covered (speech bursts shorter than a window) take the nearest
-    # voice in time; smoothing then removes flickers.
+    # Frames no piece covered (speech bursts shorter than MIN_STRETCH_SECONDS) take the
+    # nearest voice in time; smoothing then removes flickers.
     frame_labels = _smooth(_fill_uncovered(frame_labels, votes.sum(axis=1) > 0), int(MIN_RUN_SECONDS / FRAME_SECONDS))
     frame_labels = _snap_changes_to_pauses(frame_labels)
     seconds = [float((frame_labels == k).sum() * FRAME_SECONDS) for k in (0, 1)]
     smaller = min(seconds)
-    if separation < MIN_SEPARATION or smaller < MIN_SECOND_VOICE_SECONDS or smaller / sum(seconds) < MIN_SECOND_VOICE_SHARE:
+    if separation < needed or smaller < MIN_SECOND_VOICE_SECONDS or smaller / sum(seconds) < MIN_SECOND_VOICE_SHARE:
+        line = "narrow-band line, " if narrow else ""
         return Diarization(labels, 1, separation=round(separation, 3),
-                           note=f"one voice heard (separation {separation:.2f}, two voices need {MIN_SEPARATION:.2f}): "
+                           note=f"one voice heard (separation {separation:.2f}, {line}two voices need {needed:.2f}): "
                                 "treated as one speaker")
     # Name the voice heard first "A".
     first = frame_labels[frame_labels >= 0][0]
@@ -309,43 +400,18 @@ def diarize(samples: np.ndarray, sample_rate: int = SAMPLE_RATE) -> Diarization:
     return Diarization(frame_labels, 2, separation=round(separation, 3))
 
 
-def _frame_votes(n_frames: int, starts: np.ndarray, clusters: np.ndarray) -> np.ndarray:
-    size = int(round(WINDOW_SECONDS / FRAME_SECONDS))
-    votes = np.zeros((n_frames, 2), dtype=np.float32)
-    # A triangular weight: a window knows its centre best.
-    weight = np.bartlett(size + 2)[1:-1].astype(np.float32)
-    for start, cluster in zip(starts, clusters):
-        end = min(n_frames, start + size)
-        votes[start:end, cluster] += weight[: end - start]
-    return votes
-
-
-def _vote_short_stretches(votes, samples, speech, embeds, clusters) -> None:
-    """Decide each short stretch of speech (a 喂, 是我, 行) from its own embedding.
-
-    Windows are 1.6 s long, so around a short reply they are mostly the other
-    speaker's speech and outvote it. A stretch shorter than SHORT_STRETCH_SECONDS is
-    embedded alone and given to the nearer cluster centroid, overriding the windows."""
-    import torch
-
-    with _library_warnings_silenced():
-        from resemblyzer.audio import wav_to_mel_spectrogram
-
-    centroids = np.stack([embeds[clusters == k].mean(axis=0) for k in (0, 1)])
+def _piece_votes(n_frames, pieces, embeds, clusters, weights) -> np.ndarray:
+    """Votes per frame for each voice: every piece votes for the voice whose centroid
+    is nearer (so a turn taken without a pause can still change voice inside one
+    stretch), windows with a triangular weight, since a window knows its centre best."""
+    centroids = np.stack([np.average(embeds[clusters == k], axis=0, weights=weights[clusters == k]) for k in (0, 1)])
     centroids /= np.linalg.norm(centroids, axis=1, keepdims=True)
-    hop = int(SAMPLE_RATE * FRAME_SECONDS)
-    stretches = [(s, e) for v, s, e in _runs(speech.astype(np.int8))
-                 if v == 1 and MIN_STRETCH_SECONDS <= (e - s) * FRAME_SECONDS < SHORT_STRETCH_SECONDS]
-    if not stretches:
-        return
-    encoder = _get_encoder()
-    with torch.no_grad(), _encoder_cpu_settings(torch):
-        for s, e in stretches:
-            mel = wav_to_mel_spectrogram(np.asarray(samples[s * hop: e * hop], dtype=np.float32))
-            embed = encoder(torch.from_numpy(mel[None])).numpy()[0]
-            nearer = int(np.argmax(centroids @ embed))
-            votes[s:e, nearer] = votes[s:e].sum(axis=1) + 1.0
-            votes[s:e, 1 - nearer] = 0.0
+    nearer = np.argmax(embeds @ centroids.T, axis=1)
+    votes = np.zeros((n_frames, 2), dtype=np.float32)
+    for (_, start, end), voice in zip(pieces, nearer):
+        end = min(end, n_frames)
+        votes[start:end, voice] += np.bartlett(end - start + 2)[1:-1].astype(np.float32)
+    return votes
 
 
 def _snap_changes_to_pauses(labels: np.ndarray) -> np.ndarray:
