@@ -139,3 +139,21 @@ def test_searching_only_needed_leaves_decides_like_searching_them_all(engine):
         for needed, absent in conjunctions:
             holds = lambda found: all(l.signal in found for l in needed) and not any(l.signal in found for l in absent)
             assert holds(lazy) == holds(full), text
+
+
+def test_phrase_pauses_and_guards_in_unpunctuated_transcripts(engine):
+    """A transcript written without punctuation: a pause between phrases ends a clause,
+    a rhetorical 不是…吗 denies nothing, and a quoting frame reaches only the words
+    right after it."""
+    from monitor.detection.text import normalise
+
+    assert normalise("我不是来催您的 我是街道办的") == "我不是来催您的,我是街道办的"
+    assert normalise("你 个 老 赖") == "你个老赖"
+
+    def categories(text):
+        return {f.category for f in engine.scan(call(("collector", text))).findings}
+
+    assert "third_party" in categories("你不是怕你老婆知道吗？不还我就告诉她")
+    assert "third_party" not in categories("我们不会联系你老婆")
+    assert "threat" in categories("您说的情况我都了解了 这个月要是还不上 明天我们就去你单位找你领导")
+    assert "threat" not in categories("您刚才说要去我单位闹")
