@@ -104,6 +104,7 @@ def test_one_voice_on_both_sides_stays_one_speaker(mix_dir, kind):
             assert result.voices == 1 and "one voice" in result.note
 
 
+@pytest.mark.slow  # loads the speaker encoder: about 3.5 s
 def test_the_one_voice_note_says_when_the_line_is_narrow_band(mix_dir):
     """A telephone line (nothing above 4 kHz) is measured, and the separation needed
     for two voices is the narrow-band one."""
