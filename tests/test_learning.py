@@ -148,9 +148,9 @@ def test_scan_stored_never_runs_without_its_model(tmp_path, engine, monkeypatch)
 
 
 def test_the_fresh_blind_set_is_never_training_data():
-    assert not any("blind5" in name for name in SHIPPED_SETS)
+    assert not any("blind12" in name for name in SHIPPED_SETS)
     with pytest.raises(InputError, match="never training data"):
-        read_labelled(REPO / "bench/data/blind5_utterances.jsonl")
+        read_labelled(REPO / "bench/data/blind12_utterances.jsonl")
 
 
 def test_training_lines_are_collector_or_unknown_turns_only(engine):

@@ -5,8 +5,10 @@ category: the shipped labelled sets know all five; a rule's ``fire`` or ``quiet`
 example and a reviewer's decision know only their own category. Only collector and
 unknown turns are kept (a debtor's words are never a violation, whatever they say).
 
-The fresh blind set (``bench/data/blind5_*``) is never read here: it is kept unseen so
-that the figures measured on it stay honest.
+The fresh blind set (``bench/data/blind12_*``, scored once and its errors never read)
+is never read here: it is kept unseen so that the figures measured on it stay honest.
+Blind sets 5–11, which the rules were tuned on, are not training data either, so that
+the shipped model and its measured figures stay those of the sets listed below.
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ SHIPPED_SETS = (
     "bench/data/blind4_utterances.jsonl",
 )
 # Never training data: the blind set that scores the final model.
-FORBIDDEN_PREFIXES = ("blind5",)
+FORBIDDEN_PREFIXES = ("blind12",)
 
 
 @dataclass(frozen=True)
