@@ -473,7 +473,7 @@ def test_one_sentence_breaking_three_rules_is_one_row_with_one_clip(mixed, tmp_p
     letter = complaint_context(store, mixed["since"], COMPLAINANT, LENDER_FILE)
     first = letter["incidents"][0]
     assert {f["rule"] for f in first["facts"]} == {"impersonation-authority-claim", "threat-visit", "abuse-profanity"}
-    assert len(letter["incidents"]) == 2 and len(letter["facts"]) == 6  # 6 findings, 2 sentences
+    assert len(letter["incidents"]) == 2 and len(letter["facts"]) == 7  # 3 + 4 findings, 2 sentences
     clips = [e for e in letter["evidence"] if e["type"].startswith("录音节选")]
     assert len(clips) == 2
     path = tmp_path / "letter.docx"
