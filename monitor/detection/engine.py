@@ -60,12 +60,22 @@ def _dnf(tree) -> list[tuple[frozenset, frozenset]]:
     raise TypeError(tree)
 
 
+def _rule_conjunctions(rule: Rule, tree) -> list[tuple[frozenset, frozenset]]:
+    """Every way ``tree`` (the rule's ``match`` or ``after``) can hold on a turn, as
+    (signals present, signals absent); what ``unless`` names must be absent from a turn
+    that matches."""
+    conjunctions = _dnf(tree)
+    if tree is rule.match and rule.unless is not None:
+        unless = _dnf(NotOf(rule.unless))[0][1]
+        conjunctions = [(present, absent | unless) for present, absent in conjunctions]
+    return conjunctions
+
+
 def conjunctions(rule: Rule) -> list[tuple[tuple[Leaf, ...], frozenset]]:
     """Every way ``rule``'s ``match`` can hold on a turn: the leaves that must be present
     and the signals that must be absent (for reports on what a turn lacked)."""
     by_signal = {leaf.signal: leaf for leaf in rule.leaves()}
-    unless = _dnf(NotOf(rule.unless))[0][1] if rule.unless is not None else frozenset()
-    return [(tuple(by_signal[s] for s in sorted(present)), absent | unless) for present, absent in _dnf(rule.match)]
+    return [(tuple(by_signal[s] for s in sorted(present)), absent) for present, absent in _rule_conjunctions(rule, rule.match)]
 
 
 def _leaves(tree) -> list[Leaf]:
@@ -90,11 +100,7 @@ def _speaker_condition(rule: Rule) -> dict:
 
 def _turn_conjunctions(rule: Rule, tree) -> list[list[dict]]:
     """Every way ``tree`` can hold on one of ``rule``'s turns, each a list of conditions."""
-    conjunctions = _dnf(tree)
-    if tree is rule.match and rule.unless is not None:
-        unless = _dnf(NotOf(rule.unless))[0]
-        conjunctions = [(p, n | unless[1]) for p, n in conjunctions]
-    return [[{"kind": "turn"}, _speaker_condition(rule), *_conjunction(p, n)] for p, n in conjunctions]
+    return [[{"kind": "turn"}, _speaker_condition(rule), *_conjunction(p, n)] for p, n in _rule_conjunctions(rule, tree)]
 
 
 def _definitions(pack: RulePack, sink: "_Sink") -> dict:
@@ -212,17 +218,13 @@ def _similar_plans(pack: RulePack) -> list[_SimilarPlan]:
         if leaf is None:
             continue
         by_signal = {other.signal: other for other in rule.leaves()}
-        ways = []
-        for present, absent in _dnf(rule.match):
-            if leaf.signal in present:
-                unless = _dnf(NotOf(rule.unless))[0][1] if rule.unless is not None else frozenset()
-                ways.append((tuple(by_signal[s] for s in sorted(present - {leaf.signal})), absent | unless))
+        ways = [(tuple(by_signal[s] for s in sorted(present - {leaf.signal})), absent)
+                for present, absent in _rule_conjunctions(rule, rule.match) if leaf.signal in present]
         covered = []
         for other in pack.turn_rules:
             if other is rule or other.category != rule.category or other.after is not None or other.similar_leaf():
                 continue
-            unless = _dnf(NotOf(other.unless))[0][1] if other.unless is not None else frozenset()
-            covered.extend((other.speakers, present, absent | unless) for present, absent in _dnf(other.match))
+            covered.extend((other.speakers, present, absent) for present, absent in _rule_conjunctions(other, other.match))
         plans.append(_SimilarPlan(leaf, rule, tuple(ways), tuple(covered),
                                   tuple(_bigrams(e) for e in leaf.matcher.examples)))
     return plans
@@ -237,28 +239,24 @@ def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> lis
     none): (that leaf, [(the other leaves it needs, the leaves it needs absent)])."""
     by_signal = {leaf.signal: leaf for leaf in lexical}
     order = {leaf.signal: n for n, leaf in enumerate(lexical)}
+    similar = {leaf.signal for rule in pack.turn_rules for leaf in rule.leaves() if is_similar(leaf)}
     needs = []
     for rule in pack.turn_rules:
-        unless = _dnf(NotOf(rule.unless))[0][1] if rule.unless is not None else frozenset()
-        trees = [(rule.match, unless)] + ([(rule.after, frozenset())] if rule.after is not None else [])
-        for tree, extra_absent in trees:
-            for present, absent in _dnf(tree):
-                kinds = {s: by_signal.get(s) for s in present}
-                if not similarity and any(leaf is None and _is_similar_signal(rule, s) for s, leaf in kinds.items()):
+        for tree in (rule.match, rule.after):
+            if tree is None:
+                continue
+            for present, absent in _rule_conjunctions(rule, tree):
+                if not similarity and present & similar:
                     continue
                 # In the order the rule file gives them: an anchor usually comes first.
-                needed = tuple(sorted((leaf for leaf in kinds.values() if leaf is not None), key=lambda leaf: order[leaf.signal]))
-                needs.append((needed, tuple(by_signal[s] for s in sorted(absent | extra_absent) if s in by_signal)))
+                needed = sorted((by_signal[s] for s in present if s in by_signal), key=lambda leaf: order[leaf.signal])
+                needs.append((tuple(needed), tuple(by_signal[s] for s in sorted(absent) if s in by_signal)))
     # Grouped by the first leaf each needs: one search of it rules out the whole group.
     groups: dict = {}
     for needed, absent in needs:
         first = needed[0] if needed else None
         groups.setdefault(first.signal if first else None, (first, []))[1].append((needed[1:], absent))
     return list(groups.values())
-
-
-def _is_similar_signal(rule: Rule, signal: str) -> bool:
-    return any(is_similar(leaf) and leaf.signal == signal for leaf in rule.leaves())
 
 
 def _window(norm: str, span: tuple[int, int]) -> str:
