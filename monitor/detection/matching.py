@@ -87,7 +87,7 @@ class Guards:
         if self.quotation:
             if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
                 return False
-            if QUOTE_FRAME.search(norm[clause_start:start]):
+            if _quoted(norm[clause_start:start]):
                 return False
         return True
 
@@ -120,14 +120,19 @@ class Guards:
         if self.quotation:
             if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
                 return False  # inside quotation marks
-            # A quoting frame governs the words right after it ("您刚才说要去我单位"),
-            # not everything later in a long unpunctuated turn.
-            if QUOTE_FRAME.search(before[-_QUOTE_REACH:]):
+            if _quoted(before):
                 return False
         return True
 
 
 _DOUBLE_NEGATIVE_ANYWHERE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)")
+
+
+def _quoted(before: str) -> bool:
+    """Whether a quoting frame governs what follows ``before`` (the clause up to a span).
+    A frame governs the words right after it ("您刚才说要去我单位"), not everything later
+    in a long unpunctuated turn."""
+    return QUOTE_FRAME.search(before[-_QUOTE_REACH:]) is not None
 
 
 def _negated(before: str, first: str = "") -> bool:
