@@ -12,6 +12,8 @@ above the lanes at its turn's time, linking to that turn. A call without turn ti
 from __future__ import annotations
 
 from monitor import labels
+# A shorter overlap is turn ends crossing, not overtalk: the signals' own limit.
+from monitor.speech.signals import MIN_OVERTALK_SECONDS
 
 from .present import clock as _clock
 
@@ -25,8 +27,6 @@ MAX_MARK_ROWS = 4
 AXIS_HEIGHT = 24
 TICK_STEPS = (5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600)
 MAX_TICKS = 8
-# As in monitor.speech.signals: a shorter overlap is turn ends crossing, not overtalk.
-MIN_OVERTALK_SECONDS = 0.1
 
 LANE_ORDER = ("collector", "debtor", "unknown")
 LANE_LABELS = {"collector": "催收员", "debtor": "债务人", "unknown": "未知"}
