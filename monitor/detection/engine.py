@@ -10,7 +10,9 @@ its own compiled rulesets, so scanning from several threads at once is safe.
 
 from __future__ import annotations
 
+import functools
 import itertools
+import operator
 import re
 import threading
 from dataclasses import dataclass
@@ -23,6 +25,7 @@ from durable.engine import MessageNotHandledException, Ruleset
 from monitor.models import Call, CallResult, Finding, Turn
 from monitor.detection.embedding import Embedder, shared_embedder
 from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, SignalCondition, is_similar
+from monitor.detection.screen import GramOdds, ScreenIndex, screen_for
 from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
@@ -259,6 +262,22 @@ def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> lis
     return list(groups.values())
 
 
+# Screens by rule-set version and leaves: building them parses every regex, and engines
+# of one rule set are made again and again (checks, calibration, tests).
+_SCREENS: dict[tuple, ScreenIndex] = {}
+
+
+def _screen_index(pack: RulePack, leaves: list[Leaf]) -> ScreenIndex:
+    key = (pack.version, tuple(leaf.signal for leaf in leaves))
+    index = _SCREENS.get(key)
+    if index is None:
+        # the rarest character pairs are judged from the rules' own example turns
+        odds = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
+                        for example in rule.examples for _, text in example.turns)
+        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves})
+    return index
+
+
 def _window(norm: str, span: tuple[int, int]) -> str:
     if len(norm) <= _WINDOW:
         return norm.strip(' ,.!?;:"')  # a short turn whole: one embedding for every rule
@@ -303,7 +322,16 @@ class Engine:
         # Conditions on how a turn was said (raised voice) or on the call (overtalk).
         self._conditions = [leaf for leaf in leaves if isinstance(leaf.matcher, SignalCondition)]
         self._similar = _similar_plans(pack) if similarity else []
-        self._needs = _lexical_needs(pack, similarity, self._leaves)
+        # Which leaves a turn's characters already rule out (see screen.py): each group
+        # of conjunctions, and each conjunction, with the screen bits its leaves need.
+        self._screens = _screen_index(pack, self._leaves)
+        masks = self._screens.masks
+        self._needs = [
+            (first, masks[first.signal] if first else 0,
+             [(needed, functools.reduce(operator.or_, (masks[leaf.signal] for leaf in needed), 0), absent)
+              for needed, absent in rest])
+            for first, rest in _lexical_needs(pack, similarity, self._leaves)
+        ]
         self._embedder = embedder
         self._example_vectors: dict[str, np.ndarray] = {}
         self._vectors_lock = threading.Lock()
@@ -336,7 +364,10 @@ class Engine:
         analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
         self.stats["turns"] += 1
         if complete:
-            found = {leaf.signal for leaf in self._leaves if leaf.matcher.find(analysed, leaf.guards)}
+            met = self._screens.met(analysed)
+            masks = self._screens.masks
+            found = {leaf.signal for leaf in self._leaves
+                     if masks[leaf.signal] & ~met == 0 and leaf.matcher.find(analysed, leaf.guards)}
         else:
             found = self._needed_signals(analysed)
         raised = [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.signal in found]
@@ -353,17 +384,22 @@ class Engine:
 
     def _needed_signals(self, analysed: Analysed) -> set[str]:
         seen: dict[str, bool] = {}
+        # Screen bits the turn does not meet: a leaf needing one of them cannot match.
+        unmet = ~self._screens.met(analysed)
+        masks = self._screens.masks
 
         def present(leaf: Leaf) -> bool:
             hit = seen.get(leaf.signal)
             if hit is None:
-                hit = seen[leaf.signal] = bool(leaf.matcher.find(analysed, leaf.guards))
+                hit = seen[leaf.signal] = not masks[leaf.signal] & unmet and bool(leaf.matcher.find(analysed, leaf.guards))
             return hit
 
-        for first, rest in self._needs:
-            if first is not None and not present(first):
+        for first, first_mask, rest in self._needs:
+            if first_mask & unmet or (first is not None and not present(first)):
                 continue  # every conjunction that starts with this leaf is out
-            for needed, absent in rest:
+            for needed, mask, absent in rest:
+                if mask & unmet:
+                    continue  # a leaf it needs cannot match
                 if all(present(leaf) for leaf in needed):  # stops at the first leaf missing
                     for leaf in absent:
                         present(leaf)

@@ -1,0 +1,238 @@
+"""A screen in front of the matchers: which leaves cannot match a turn at all.
+
+Most leaves find nothing in most turns, and proving that with the leaf's regexes costs a
+few microseconds a leaf. Every match of a term list or regex contains one of a few
+literal strings (its *necessary literals*: 单位 or 公司 for ``(去|到)你(单位|公司)``), so
+every match contains one of their character pairs. A turn's character pairs are one set,
+built once, and a leaf whose pairs all miss that set is answered "nothing" without its
+regexes. The screen only ever says "cannot match"; when it lets a leaf through, the
+leaf's own matcher decides, so every decision is the same as without it.
+
+Pinyin terms match by sound, so they are screened by pinyin keys instead. All leaves are
+screened at once: a turn's pairs are looked up once each in one index of every leaf's
+pairs (see ``ScreenIndex``), not once a leaf.
+"""
+
+from __future__ import annotations
+
+import functools
+import operator
+import re
+from re import _constants as sre  # the standard library's regex parser, as re uses it
+from re import _parser as sre_parse
+
+from .matching import Matcher, NearMatcher, RegexMatcher, TermsMatcher
+from .text import Analysed
+
+# A run of regex items is expanded into the strings it matches only while they are few
+# (so start-up stays quick); a lexicon's alternation is kept whole however long it is,
+# up to a size where it would let nearly every turn through anyway.
+_MAX_EXPANSION = 256
+_MAX_LITERALS = 20000
+_MAX_CLASS = 32
+
+
+# A screen is a tuple of gram sets: a turn may hold a match only if it contains a gram
+# of every set. A gram is a character or a pair of characters of the normalised text
+# (a str), or one pinyin key or two consecutive ones (a tuple of str).
+Screen = tuple[frozenset, ...]
+
+
+def turn_grams(text: Analysed) -> list:
+    """The turn's characters and character pairs, and its pinyin keys and key pairs."""
+    norm, keys = text.norm, text.keys
+    return [*norm, *map(operator.add, norm, norm[1:]), *zip(keys), *zip(keys, keys[1:])]
+
+
+class ScreenIndex:
+    """Screens of many leaves, answered for a turn at once: each distinct gram set is a
+    bit, and a turn's grams, looked up once each, give the bits of the sets it meets."""
+
+    def __init__(self, screens: dict[str, Screen]):
+        bits: dict[frozenset, int] = {}
+        self._index: dict = {}
+        self.masks: dict[str, int] = {}
+        for signal, screen in screens.items():
+            mask = 0
+            for grams in screen:
+                if grams not in bits:
+                    bit = bits[grams] = 1 << len(bits)
+                    for gram in grams:
+                        self._index[gram] = self._index.get(gram, 0) | bit
+                mask |= bits[grams]
+            self.masks[signal] = mask
+
+    def met(self, text: Analysed) -> int:
+        """The bits of the gram sets this turn meets: a leaf may match only if its mask's
+        bits are all among them."""
+        return functools.reduce(operator.or_, filter(None, map(self._index.get, turn_grams(text))), 0)
+
+
+class GramOdds:
+    """How often a character pair turns up in collection speech, from sample turns (the
+    rule pack's own examples): a screen is built from the rarest pairs it may use, so
+    that it lets few turns through. Any choice is correct; this one is quick."""
+
+    def __init__(self, texts):
+        self._turns = 0
+        self._counts: dict[str, int] = {}
+        for text in texts:
+            self._turns += 1
+            for gram in set(text) | {text[i : i + 2] for i in range(len(text) - 1)}:
+                self._counts[gram] = self._counts.get(gram, 0) + 1
+
+    def of(self, gram: str) -> float:
+        """The share of turns holding ``gram`` (smoothed: an unseen pair is rare, not
+        impossible)."""
+        return (self._counts.get(gram, 0) + 0.5) / (self._turns + 1)
+
+    @functools.lru_cache(maxsize=None)  # noqa: B019 - one GramOdds per engine, kept with it
+    def gram(self, literal: str) -> str:
+        """The rarest character pair of ``literal`` (the literal itself when it is one
+        character): a turn holding the literal holds that pair."""
+        if len(literal) < 2:
+            return literal
+        return min((literal[i : i + 2] for i in range(len(literal) - 1)), key=self.of)
+
+    def cost(self, literals) -> float:
+        """About how many turns in a hundred hold one of ``literals``."""
+        return sum(self.of(self.gram(s)) for s in literals)
+
+
+def screen_for(matcher: Matcher, odds: GramOdds) -> Screen:
+    """The screen of a matcher; empty when nothing can be ruled out cheaply."""
+    if isinstance(matcher, TermsMatcher):
+        grams = {odds.gram(term) for term in matcher.terms}
+        # a pinyin term matches by sound: its first key, or its first two
+        grams.update(pt.keys[:2] for pt in matcher.pinyin_terms)
+        return (frozenset(grams),) if grams and "" not in grams else ()
+    if isinstance(matcher, RegexMatcher):
+        literals = necessary_literals(matcher.pattern.pattern, odds.cost)
+        if not literals or "" in literals:
+            return ()
+        return (frozenset(odds.gram(s) for s in literals),)
+    if isinstance(matcher, NearMatcher):
+        return screen_for(matcher.first, odds) + screen_for(matcher.second, odds)
+    return ()
+
+
+def _shortness(literals) -> float:
+    # Without frequencies: fewer and longer literals rule out more turns.
+    return sum(1 / len(s) for s in literals)
+
+
+def necessary_literals(pattern: str, cost=_shortness) -> frozenset[str] | None:
+    """Strings one of which every match of ``pattern`` contains, or None when there are
+    none worth having (the pattern can match without any fixed text, or needs too many).
+    Where there are several such sets, the one of least ``cost`` (a function of the set)."""
+    try:
+        parsed = sre_parse.parse(pattern)
+    except re.error:
+        return None
+    return _Literals(cost).need(parsed)
+
+
+class _Literals:
+    """Walks one parsed regex. A lexicon's alternation sits in many places of a
+    pattern, so each part's answers are remembered (by the part's identity: the parsed
+    tree lives as long as this walk)."""
+
+    def __init__(self, cost):
+        self.cost = cost
+        self._exact: dict[int, frozenset[str] | None] = {}
+        self._need: dict[int, frozenset[str] | None] = {}
+
+    def exact(self, items) -> frozenset[str] | None:
+        """Every string a sequence of regex items can match, when they are few (else None)."""
+        key = id(items)
+        if key not in self._exact:
+            self._exact[key] = self._expand(items)
+        return self._exact[key]
+
+    def _expand(self, items) -> frozenset[str] | None:
+        result = frozenset([""])
+        for item in items:
+            options = self._item_strings(item)
+            if options is None or len(result) * len(options) > _MAX_EXPANSION:
+                return None
+            result = frozenset(a + b for a in result for b in options)
+        return result
+
+    def _item_strings(self, item) -> frozenset[str] | None:
+        op, av = item
+        if op is sre.LITERAL:
+            return frozenset([chr(av)])
+        if op is sre.IN:
+            return _class(av)
+        if op is sre.SUBPATTERN:
+            return self.exact(av[3])
+        if op is sre.BRANCH:
+            return _union((self.exact(alt) for alt in av[1]), _MAX_EXPANSION)
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT) and av[0] == 0 and av[1] == 1:
+            inner = self.exact(av[2])
+            return None if inner is None else inner | {""}
+        if op in (sre.AT, sre.ASSERT, sre.ASSERT_NOT):
+            return frozenset([""])  # zero-width: matches no characters of its own
+        return None
+
+    def need(self, items) -> frozenset[str] | None:
+        """Necessary literals of a sequence: of all the ways to pick them (a stretch of
+        items whose strings are few, or one item's own necessary literals), the cheapest."""
+        key = id(items)
+        if key not in self._need:
+            self._need[key] = self._cheapest(items)
+        return self._need[key]
+
+    def _cheapest(self, items) -> frozenset[str] | None:
+        whole = self.exact(items)
+        if whole is not None and "" not in whole:
+            return whole
+        strings = [self._item_strings(item) for item in items]  # each item's strings, when few
+        candidates = []
+        for start in range(len(strings)):
+            # the longest stretch from here that still expands to few strings
+            product = frozenset([""])
+            for options in strings[start:]:
+                if options is None or len(product) * len(options) > _MAX_EXPANSION:
+                    break
+                product = frozenset(a + b for a in product for b in options)
+            candidates.append(product)
+        for (op, av), options in zip(items, strings):
+            if options is None:
+                candidates.append(self._item_need(op, av))
+        candidates = [c for c in candidates if c and "" not in c]
+        return min(candidates, key=self.cost) if candidates else None
+
+    def _item_need(self, op, av) -> frozenset[str] | None:
+        if op is sre.SUBPATTERN:
+            return self.need(av[3])
+        if op is sre.ATOMIC_GROUP:
+            return self.need(av)
+        if op is sre.BRANCH:
+            return _union((self.need(alt) for alt in av[1]), _MAX_LITERALS)
+        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
+            return self.need(av[2])
+        return None
+
+
+def _class(items) -> frozenset[str] | None:
+    chars = set()
+    for op, av in items:
+        if op is sre.LITERAL:
+            chars.add(chr(av))
+        elif op is sre.RANGE and av[1] - av[0] < _MAX_CLASS:
+            chars.update(chr(c) for c in range(av[0], av[1] + 1))
+        else:
+            return None  # a negated class, a category (\d, \w), a wide range
+    return frozenset(chars) if len(chars) <= _MAX_CLASS else None
+
+
+def _union(sets, limit: int) -> frozenset[str] | None:
+    result: set = set()
+    for s in sets:
+        if s is None:
+            return None
+        result |= s
+        if len(result) > limit:
+            return None
+    return frozenset(result)

@@ -1,0 +1,77 @@
+"""The screen in front of the matchers (monitor/detection/screen.py): the literals it
+derives from regexes are really necessary, and screening never changes what a leaf
+finds."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from monitor.detection.screen import GramOdds, ScreenIndex, necessary_literals, screen_for
+
+
+@pytest.mark.parametrize(
+    "pattern, literals",
+    [
+        ("上门|登门", {"上门", "登门"}),
+        ("(去|到)你(单位|公司)", {"去你单位", "去你公司", "到你单位", "到你公司"}),
+        # the gap is not fixed text: the fixed words on either side are candidates
+        ("(我|我们)[^,.!?;]{0,4}(拿钱|收钱)", {"拿钱", "收钱"}),
+        ("(?<!不)(曝光|爆)你", {"曝光你", "爆你"}),
+        ("(?:你妈)+的?", {"你妈"}),
+    ],
+)
+def test_necessary_literals_of_regexes(pattern, literals):
+    assert necessary_literals(pattern) == literals
+
+
+@pytest.mark.parametrize("pattern", [r"\d{6,}", "(你|好)?", "[^,]+吗?", "a*"])
+def test_a_pattern_without_fixed_text_has_no_literals(pattern):
+    assert necessary_literals(pattern) is None
+
+
+@pytest.mark.parametrize("text", ["去你家", "到一下你家", "明天去一下你家看看", "你家,我去"])
+def test_every_match_contains_a_necessary_literal(text):
+    pattern = "(去|到)(一下)?你家|你家[^,]{0,3}(去|到)|(?<!没)找你(家里|家人)"
+    literals = necessary_literals(pattern)
+    for match in __import__("re").finditer(pattern, text):
+        assert any(literal in match.group() for literal in literals), match.group()
+
+
+def test_the_index_rules_out_only_leaves_whose_grams_the_turn_lacks(engine):
+    from monitor.detection.matching import NearMatcher, RegexMatcher, TermsMatcher
+
+    analyser = engine.pack.analyser
+    odds = GramOdds(["我们会去你单位", "请按时还款"])
+    terms = TermsMatcher.build(["单位", "公司"], [])
+    regex = RegexMatcher.build(__import__("re").compile("上门|登门"))
+    near = NearMatcher(terms, regex, within=6, ordered=False)
+    index = ScreenIndex({"t": screen_for(terms, odds), "r": screen_for(regex, odds), "n": screen_for(near, odds)})
+
+    def possible(text):
+        met = index.met(analyser.analyse(text))
+        return {signal for signal, mask in index.masks.items() if mask & ~met == 0}
+
+    assert possible("我们明天去你单位") == {"t"}
+    assert possible("明天上门到你公司") == {"t", "r", "n"}
+    assert possible("请您按时还款") == set()
+
+
+def test_screened_signals_are_the_signals_of_every_leaf_searched(engine):
+    """With the screen the engine finds exactly what each leaf's own matcher finds."""
+    lines = []
+    for name in ("probe_utterances.jsonl", "kinds_utterances.jsonl"):
+        text = (Path(__file__).parent / "data" / name).read_text(encoding="utf-8")
+        lines += [json.loads(line)["text"] for line in text.splitlines() if line.strip()]
+    assert len(lines) > 100
+    leaves = engine._leaves
+    screened_out = 0
+    for text in lines:
+        analysed = engine.pack.analyser.analyse(text)
+        unscreened = {leaf.signal for leaf in leaves if leaf.matcher.find(analysed, leaf.guards)}
+        screened = set(engine.signals(engine.pack.analyser.analyse(text), "collector", complete=True))
+        assert screened & {leaf.signal for leaf in leaves} == unscreened, text
+        met = engine._screens.met(analysed)
+        screened_out += sum(1 for leaf in leaves if engine._screens.masks[leaf.signal] & ~met)
+    # and it does rule out most leaves, or it would be no use
+    assert screened_out > 0.5 * len(lines) * len(leaves)
