@@ -101,6 +101,13 @@ def _speaker_condition(rule: Rule) -> dict:
     return {"speaker": rule.speakers[0]}
 
 
+def _speakers_matched(rule: Rule) -> tuple[str, ...]:
+    """The speakers whose turns meet ``_speaker_condition(rule)``."""
+    if set(rule.speakers) == {"collector", "unknown"}:
+        return ("collector", "unknown")
+    return (rule.speakers[0],)
+
+
 def _turn_conjunctions(rule: Rule, tree) -> list[list[dict]]:
     """Every way ``tree`` can hold on one of ``rule``'s turns, each a list of conditions."""
     return [[{"kind": "turn"}, _speaker_condition(rule), *_conjunction(p, n)] for p, n in _rule_conjunctions(rule, tree)]
@@ -325,6 +332,14 @@ class Engine:
         # Which leaves a turn's characters already rule out (see screen.py): each group
         # of conjunctions, and each conjunction, with the screen bits its leaves need.
         self._screens = _screen_index(pack, self._leaves)
+        # Every way a turn fact can meet a rule's pattern (either side of an `after`),
+        # by a signal it needs: a turn that meets none is not asserted (see scan).
+        self._patterns: dict[str, list[tuple[tuple[str, ...], frozenset, frozenset]]] = {}
+        for rule in pack.turn_rules:
+            for tree in (rule.match, rule.after):
+                for present, absent in (_rule_conjunctions(rule, tree) if tree is not None else ()):
+                    for signal in present:
+                        self._patterns.setdefault(signal, []).append((_speakers_matched(rule), present, absent))
         masks = self._screens.masks
         self._needs = [
             (first, masks[first.signal] if first else 0,
@@ -502,9 +517,9 @@ class Engine:
         for i, turn in enumerate(call.turns):
             signals = self.signals(analysed[i], turn.speaker)
             signals += [leaf.signal for leaf in self._conditions if leaf.matcher.holds(turn, call)]
-            # Every rule condition needs at least one signal present, so a turn that
-            # raised none cannot match anything: it is not asserted at all.
-            if len(signals) > 1:
+            # A turn that meets no rule's pattern cannot take part in a match: it is not
+            # asserted at all (most turns; asserting a fact is the costly part).
+            if self._may_match(turn.speaker, signals):
                 facts.append({"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": signals})
         facts.extend(self._call_facts(call, earlier_calls))
         sink.hits = []
@@ -529,6 +544,11 @@ class Engine:
             except MessageNotHandledException:
                 pass
         return CallResult(call, self._findings(call, sink.hits, analysed))
+
+    def _may_match(self, speaker: str, signals: list[str]) -> bool:
+        raised = set(signals)
+        return any(speaker in speakers and present <= raised and not absent & raised
+                   for signal in signals for speakers, present, absent in self._patterns.get(signal, ()))
 
     def _call_facts(self, call: Call, earlier_calls) -> list[dict]:
         if call.started_at is None:
