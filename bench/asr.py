@@ -4,6 +4,12 @@
     python bench/asr.py --beam-size 1   # greedy decoding, for comparison
     python bench/asr.py --threads 1
     python bench/asr.py --device cuda   # faster-whisper float16, batched pipeline, on a GPU
+    python bench/asr.py --only int8 --threads 1 --processes 2   # how the engine scales
+
+``--processes N`` runs N copies of each configuration at once (each with ``--threads``)
+and reports their combined speed: with ``--threads 2 --processes 1`` against
+``--threads 1 --processes 2`` it shows what a second batch worker can add on this
+machine, against a second thread in one worker.
 
 Each configuration (faster-whisper int8, faster-whisper float32, openai-whisper
 float32; all with the packaged Whisper base model) runs in its own subprocess, so the
@@ -51,6 +57,9 @@ def main() -> int:
     parser.add_argument("--device", choices=["cpu", "cuda"], default="cpu",
                         help="cuda: faster-whisper float16 with its batched pipeline (--batch-size)")
     parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--only", choices=["int8", "float32", "openai"],
+                        help="one configuration: int8, float32 (faster-whisper) or openai")
+    parser.add_argument("--processes", type=int, default=1, help="copies of each configuration run at once")
     parser.add_argument("--child", nargs=2, metavar=("ENGINE", "COMPUTE_TYPE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -73,15 +82,25 @@ def main() -> int:
     print(f"{'engine':<16}{'compute':<9}{'audio s':>8}{'wall s':>8}{'speed':>18}{'peak RSS':>10}{'load s':>8}{'CER':>7}")
     results = {}
     configs = (("faster-whisper", "float16"),) if args.device == "cuda" else CONFIGS
+    if args.only:
+        wanted = ("openai-whisper", "float32") if args.only == "openai" else ("faster-whisper", args.only)
+        configs = tuple(c for c in configs if c == wanted)
+    if args.processes > 1:
+        print(f"{args.processes} copies of each configuration at once: audio and speed are their sum")
     for engine, compute_type in configs:
         command = [sys.executable, __file__, "--audio-dir", str(args.audio_dir), "--threads", str(args.threads),
                    "--device", args.device, "--batch-size", str(args.batch_size),
                    *(["--beam-size", str(beam)] if beam else []), "--child", engine, compute_type]
-        done = subprocess.run(command, capture_output=True, text=True)
-        if done.returncode != 0:
-            print(f"{engine:<16}{compute_type:<9} failed:\n{done.stderr.strip()[-2000:]}")
+        children = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                    for _ in range(args.processes)]
+        outputs = [(child.communicate(), child.returncode) for child in children]
+        failed = [err for (_, err), code in outputs if code != 0]
+        if failed:
+            print(f"{engine:<16}{compute_type:<9} failed:\n{failed[0].strip()[-2000:]}")
             continue
-        result = json.loads(done.stdout.strip().splitlines()[-1])
+        each = [json.loads(out.strip().splitlines()[-1]) for (out, _), _ in outputs]
+        result = dict(each[0], audio_seconds=sum(r["audio_seconds"] for r in each),
+                      wall_seconds=max(r["wall_seconds"] for r in each))
         results[(engine, compute_type)] = result
         speed = result["audio_seconds"] / result["wall_seconds"]
         cer = f"{result['cer']:.3f}" if result["cer"] is not None else "-"
