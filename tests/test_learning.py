@@ -147,10 +147,11 @@ def test_scan_stored_never_runs_without_its_model(tmp_path, engine, monkeypatch)
     assert store.counts() == {"transcribed": 1}  # not marked done without its risks
 
 
-def test_the_fresh_blind_set_is_never_training_data():
-    assert not any("blind12" in name for name in SHIPPED_SETS)
+@pytest.mark.parametrize("name", ["blind12_utterances.jsonl", "blind16_utterances.jsonl"])
+def test_the_fresh_blind_sets_are_never_training_data(name):
+    assert not any(name.split("_")[0] in shipped for shipped in SHIPPED_SETS)
     with pytest.raises(InputError, match="never training data"):
-        read_labelled(REPO / "bench/data/blind12_utterances.jsonl")
+        read_labelled(REPO / "bench/data" / name)
 
 
 def test_training_lines_are_collector_or_unknown_turns_only(engine):
