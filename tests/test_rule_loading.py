@@ -194,9 +194,15 @@ def test_a_wide_regex_is_screened_branch_by_branch_with_the_same_answer():
     import re
 
     from monitor.detection.matching import RegexMatcher
+    from monitor.detection.text import Analysed
 
     pattern = re.compile(r"(?<!让)上门|登门|(去|到)(你|您)家|[a-c|]x|\(|站(在)?你|(?:派人)去")
     matcher = RegexMatcher.build(pattern)
     assert len(matcher.screen) == 7
-    for text in ["明天上门", "让上门", "去您家", "b x", "|x", "(", "站在你家", "派人去", "没事"]:
-        assert matcher._absent(text) == (pattern.search(text) is None), text
+    texts = ["明天上门", "让上门", "去您家", "b x", "|x", "(", "站在你家", "派人去", "没事", "让上门,登门去你家"]
+    for text in texts:
+        turn = Analysed(text, text, tuple(text), None)
+        whole = pattern.search(text)
+        # the first match can start where the first match of the whole pattern starts
+        assert matcher._first_start(turn) == (whole.start() if whole else None), text
+        assert matcher.unguarded(turn, None) == [m.span() for m in pattern.finditer(text)], text

@@ -75,3 +75,47 @@ def test_screened_signals_are_the_signals_of_every_leaf_searched(engine):
         screened_out += sum(1 for leaf in leaves if engine._screens.masks[leaf.signal] & ~met)
     # and it does rule out most leaves, or it would be no use
     assert screened_out > 0.5 * len(lines) * len(leaves)
+
+
+def test_the_index_reads_a_turn_as_its_grams_would(engine):
+    """``met`` walks the turn once; it must give the bits of every gram of the turn."""
+    import functools
+    import operator
+
+    from monitor.detection.screen import turn_grams
+
+    index = engine._screens
+    text = (Path(__file__).parent / "data" / "probe_utterances.jsonl").read_text(encoding="utf-8")
+    for line in text.splitlines()[:200]:
+        analysed = engine.pack.analyser.analyse(json.loads(line)["text"])
+        grams = [index._index.get(gram, 0) for gram in turn_grams(analysed)]
+        assert index.met(analysed) == functools.reduce(operator.or_, grams, 0), analysed.norm
+
+
+def test_a_wide_regex_is_searched_only_with_the_parts_whose_literals_the_turn_holds(engine):
+    import re
+
+    from monitor.detection.matching import PART_SCREEN, RegexMatcher
+    from monitor.detection.screen import pattern_screen, regex_parts
+
+    regex = RegexMatcher.build(re.compile("上门|登门|(去|到)你家|站在你(家|门口)"))
+    odds = GramOdds(["我们会去你单位", "请按时还款"])
+    parts = regex_parts(regex)
+    assert len(parts) == 4
+    index = ScreenIndex({"r": screen_for(regex, odds)}, {p.pattern: pattern_screen(p, odds) for p in parts})
+    assert len(index.part_masks) == 4
+
+    def first_start(text, screened=True):
+        analysed = engine.pack.analyser.analyse(text)
+        if screened:
+            analysed.memo[PART_SCREEN] = (index.part_masks, index.met(analysed))
+        return regex._first_start(analysed)
+
+    for text in ["明天去你家", "我们站在你门口,也会上门", "请按时还款"]:
+        assert first_start(text) == first_start(text, screened=False)
+    assert first_start("我们站在你门口,也会上门") == 2
+    # the memo is what decides which parts are searched: told every part is ruled out,
+    # the matcher searches none of them
+    analysed = engine.pack.analyser.analyse("明天上门")
+    analysed.memo[PART_SCREEN] = (index.part_masks, 0)
+    assert regex._first_start(analysed) is None

@@ -24,8 +24,9 @@ from durable.engine import MessageNotHandledException, Ruleset
 
 from monitor.models import Call, CallResult, Finding, Turn
 from monitor.detection.embedding import Embedder, shared_embedder
+from monitor.detection.matching import PART_SCREEN
 from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, SignalCondition, is_similar
-from monitor.detection.screen import GramOdds, ScreenIndex, screen_for
+from monitor.detection.screen import GramOdds, ScreenIndex, pattern_screen, regex_parts, screen_for
 from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
@@ -113,32 +114,35 @@ def _turn_conjunctions(rule: Rule, tree) -> list[list[dict]]:
     return [[{"kind": "turn"}, _speaker_condition(rule), *_conjunction(p, n)] for p, n in _rule_conjunctions(rule, tree)]
 
 
-def _definitions(pack: RulePack, sink: "_Sink") -> dict:
-    """The durable_rules ruleset definition (JSON form) for a rule pack. Keys are
-    ``rule-id#n``: one durable_rules rule per conjunction of a YAML rule."""
+def _definitions(rule: Rule, sink: "_Sink") -> dict:
+    """The durable_rules ruleset definition (JSON form) of one YAML rule. Keys are
+    ``rule-id#n``: one durable_rules rule per conjunction.
+
+    Each YAML rule is a ruleset of its own: asserting a fact costs durable_rules time in
+    proportion to the rules of its ruleset, and the engine knows from a turn's signals
+    which few rules it can meet (see ``Engine.scan``)."""
     definition: dict = {}
 
-    def add(rule: Rule, patterns: list, action) -> None:
-        definition[f"{rule.id}#{sum(k.startswith(rule.id + '#') for k in definition)}"] = {"all": patterns, "run": action}
+    def add(patterns: list, action) -> None:
+        definition[f"{rule.id}#{len(definition)}"] = {"all": patterns, "run": action}
 
-    for rule in pack.rules:
-        if rule.is_call_rule:
-            for conditions in _call_conjunctions(rule):
-                add(rule, [{"m": {"$and": conditions}}], sink.call_action(rule.id))
+    if rule.is_call_rule:
+        for conditions in _call_conjunctions(rule):
+            add([{"m": {"$and": conditions}}], sink.call_action(rule.id))
+        return definition
+    for later in _turn_conjunctions(rule, rule.match):
+        if rule.after is None:
+            add([{"m": {"$and": later}}], sink.turn_action(rule.id, "m"))
             continue
-        for later in _turn_conjunctions(rule, rule.match):
-            if rule.after is None:
-                add(rule, [{"m": {"$and": later}}], sink.turn_action(rule.id, "m"))
-                continue
-            # Both bounds are always given: with only `$gt` durable_rules can crash when
-            # the later fact arrives first.
-            window = [
-                {"$gt": {"t": {"earlier": "t"}}},
-                {"$lte": {"t": {"$add": {"$l": {"earlier": "t"}, "$r": rule.after_within}}}},
-            ]
-            for earlier in _turn_conjunctions(rule, rule.after):
-                add(rule, [{"earlier": {"$and": earlier}}, {"later": {"$and": later + window}}],
-                    sink.turn_action(rule.id, "later"))
+        # Both bounds are always given: with only `$gt` durable_rules can crash when
+        # the later fact arrives first.
+        window = [
+            {"$gt": {"t": {"earlier": "t"}}},
+            {"$lte": {"t": {"$add": {"$l": {"earlier": "t"}, "$r": rule.after_within}}}},
+        ]
+        for earlier in _turn_conjunctions(rule, rule.after):
+            add([{"earlier": {"$and": earlier}}, {"later": {"$and": later + window}}],
+                sink.turn_action(rule.id, "later"))
     return definition
 
 
@@ -281,7 +285,8 @@ def _screen_index(pack: RulePack, leaves: list[Leaf]) -> ScreenIndex:
         # the rarest character pairs are judged from the rules' own example turns
         odds = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
                         for example in rule.examples for _, text in example.turns)
-        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves})
+        parts = {part.pattern: pattern_screen(part, odds) for leaf in leaves for part in regex_parts(leaf.matcher)}
+        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}, parts)
     return index
 
 
@@ -324,8 +329,10 @@ class Engine:
         self.fallback_only = fallback_only
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
+        self._rule_order = {r.id: n for n, r in enumerate(pack.rules)}
         leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
         self._leaves = [leaf for leaf in leaves if not isinstance(leaf.matcher, SignalCondition)]
+        self._leaf_order = {leaf.signal: n for n, leaf in enumerate(self._leaves)}
         # Conditions on how a turn was said (raised voice) or on the call (overtalk).
         self._conditions = [leaf for leaf in leaves if isinstance(leaf.matcher, SignalCondition)]
         self._similar = _similar_plans(pack) if similarity else []
@@ -334,12 +341,12 @@ class Engine:
         self._screens = _screen_index(pack, self._leaves)
         # Every way a turn fact can meet a rule's pattern (either side of an `after`),
         # by a signal it needs: a turn that meets none is not asserted (see scan).
-        self._patterns: dict[str, list[tuple[tuple[str, ...], frozenset, frozenset]]] = {}
+        self._patterns: dict[str, list[tuple[str, tuple[str, ...], frozenset, frozenset]]] = {}
         for rule in pack.turn_rules:
             for tree in (rule.match, rule.after):
                 for present, absent in (_rule_conjunctions(rule, tree) if tree is not None else ()):
                     for signal in present:
-                        self._patterns.setdefault(signal, []).append((_speakers_matched(rule), present, absent))
+                        self._patterns.setdefault(signal, []).append((rule.id, _speakers_matched(rule), present, absent))
         masks = self._screens.masks
         self._needs = [
             (first, masks[first.signal] if first else 0,
@@ -355,13 +362,14 @@ class Engine:
         self.stats = {"turns": 0, "embedded": 0}
         self._compiled()  # compile once now so definition errors surface at start-up
 
-    def _compiled(self) -> tuple[Ruleset, _Sink]:
+    def _compiled(self) -> tuple[dict[str, Ruleset], _Sink]:
+        """This thread's rulesets, one per rule (by rule id), and the sink of their actions."""
         state = getattr(self._local, "state", None)
         if state is None:
             sink = _Sink()
-            name = f"monitor_{next(self._names)}"
-            state = (Ruleset(name, None, _definitions(self.pack, sink)), sink)
-            self._local.state = state
+            rulesets = {rule.id: Ruleset(f"monitor_{next(self._names)}", None, _definitions(rule, sink))
+                        for rule in self.pack.rules}
+            state = self._local.state = (rulesets, sink)
         return state
 
     # -- signals -------------------------------------------------------------------------
@@ -378,14 +386,18 @@ class Engine:
         what a turn lacked."""
         analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
         self.stats["turns"] += 1
+        # The screen bits the turn meets: a leaf (or a regex part, see matching.py)
+        # whose mask has a bit outside them cannot match. (Tested as ``mask & met !=
+        # mask``: the complement of a wide integer is negative, and slow to AND.)
+        met = self._screens.met(analysed)
+        analysed.memo[PART_SCREEN] = (self._screens.part_masks, met)
         if complete:
-            met = self._screens.met(analysed)
             masks = self._screens.masks
             found = {leaf.signal for leaf in self._leaves
-                     if masks[leaf.signal] & ~met == 0 and leaf.matcher.find(analysed, leaf.guards)}
+                     if masks[leaf.signal] & met == masks[leaf.signal] and leaf.matcher.find(analysed, leaf.guards)}
         else:
-            found = self._needed_signals(analysed)
-        raised = [_ALWAYS] + [leaf.signal for leaf in self._leaves if leaf.signal in found]
+            found = self._needed_signals(analysed, met)
+        raised = [_ALWAYS, *sorted(found, key=self._leaf_order.__getitem__)]
         if self._similar and speaker != "debtor" and len(raised) > 1:
             present = set(raised)
             for plan in self._similar:
@@ -397,23 +409,22 @@ class Engine:
                     raised.append(plan.leaf.signal)
         return raised
 
-    def _needed_signals(self, analysed: Analysed) -> set[str]:
+    def _needed_signals(self, analysed: Analysed, met: int) -> set[str]:
         seen: dict[str, bool] = {}
-        # Screen bits the turn does not meet: a leaf needing one of them cannot match.
-        unmet = ~self._screens.met(analysed)
         masks = self._screens.masks
 
         def present(leaf: Leaf) -> bool:
             hit = seen.get(leaf.signal)
             if hit is None:
-                hit = seen[leaf.signal] = not masks[leaf.signal] & unmet and bool(leaf.matcher.find(analysed, leaf.guards))
+                mask = masks[leaf.signal]
+                hit = seen[leaf.signal] = mask & met == mask and bool(leaf.matcher.find(analysed, leaf.guards))
             return hit
 
         for first, first_mask, rest in self._needs:
-            if first_mask & unmet or (first is not None and not present(first)):
+            if first_mask & met != first_mask or (first is not None and not present(first)):
                 continue  # every conjunction that starts with this leaf is out
             for needed, mask, absent in rest:
-                if mask & unmet:
+                if mask & met != mask:
                     continue  # a leaf it needs cannot match
                 if all(present(leaf) for leaf in needed):  # stops at the first leaf missing
                     for leaf in absent:
@@ -511,26 +522,27 @@ class Engine:
         """Findings for one call. ``earlier_calls`` are the calls to the same debtor that
         came before this one (from the same input or the store); the caller decides the
         order of calls that started at the same moment."""
-        ruleset, sink = self._compiled()
-        facts = []
+        rulesets, sink = self._compiled()
+        facts = []  # (the rule whose ruleset takes it, the fact)
         analysed = [self.pack.analyser.analyse(turn.text) for turn in call.turns]
         for i, turn in enumerate(call.turns):
             signals = self.signals(analysed[i], turn.speaker)
             signals += [leaf.signal for leaf in self._conditions if leaf.matcher.holds(turn, call)]
-            # A turn that meets no rule's pattern cannot take part in a match: it is not
-            # asserted at all (most turns; asserting a fact is the costly part).
-            if self._may_match(turn.speaker, signals):
-                facts.append({"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": signals})
-        facts.extend(self._call_facts(call, earlier_calls))
+            # A turn goes only to the rules whose pattern it meets: most turns meet none
+            # and are not asserted at all (asserting a fact is the costly part).
+            fact = {"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": signals}
+            facts.extend((rule_id, fact) for rule_id in self._rules_met(turn.speaker, signals))
+        facts.extend((fact["rule"], fact) for fact in self._call_facts(call, earlier_calls))
         sink.hits = []
         asserted = []
         try:
-            for fact in facts:
+            for rule_id, fact in facts:
+                ruleset = rulesets[rule_id]
                 try:
                     handle = ruleset.assert_fact(fact)
                 except MessageNotHandledException:
                     continue  # no rule looks at this fact
-                asserted.append(fact)
+                asserted.append((ruleset, fact))
                 ruleset.do_actions(handle, _raise)
         except BaseException:
             # A half-finished session could leak facts into the next call: start afresh.
@@ -538,17 +550,20 @@ class Engine:
             raise
         # durable_rules' delete_state crashes on some join states; retracting every fact
         # empties the session just as well, and the session id is reused for the next call.
-        for fact in asserted:
+        for ruleset, fact in asserted:
             try:
                 ruleset.retract_fact(fact)
             except MessageNotHandledException:
                 pass
         return CallResult(call, self._findings(call, sink.hits, analysed))
 
-    def _may_match(self, speaker: str, signals: list[str]) -> bool:
+    def _rules_met(self, speaker: str, signals: list[str]) -> list[str]:
+        """The rules (in pack order) with a pattern, on either side of an `after`, that a
+        turn of ``speaker`` raising ``signals`` meets."""
         raised = set(signals)
-        return any(speaker in speakers and present <= raised and not absent & raised
-                   for signal in signals for speakers, present, absent in self._patterns.get(signal, ()))
+        met = {rule_id for signal in signals for rule_id, speakers, present, absent in self._patterns.get(signal, ())
+               if speaker in speakers and present <= raised and not absent & raised}
+        return sorted(met, key=self._rule_order.__getitem__) if len(met) > 1 else list(met)
 
     def _call_facts(self, call: Call, earlier_calls) -> list[dict]:
         if call.started_at is None:

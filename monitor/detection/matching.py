@@ -14,6 +14,9 @@ from dataclasses import dataclass, field
 from monitor.detection.text import Analysed, pinyin_keys
 
 Span = tuple[int, int]
+# The memo key under which the engine leaves a turn's screen for regex parts:
+# (each part's screen bit by its pattern, the screen bits the turn meets).
+PART_SCREEN = "part screen"
 
 _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 
@@ -356,23 +359,37 @@ class RegexMatcher(Matcher):
     def build(pattern: re.Pattern) -> "RegexMatcher":
         return RegexMatcher(pattern, screen_for(pattern))
 
-    def _absent(self, norm: str) -> bool:
-        # the common case, answered in C
+    def _first_start(self, text: Analysed) -> int | None:
+        """Where the first match can start (None: nowhere), from the parts alone: the
+        common case, answered in C. A part the turn's characters rule out (see
+        screen.py: the engine leaves the screen bits the turn meets in its memo) is not
+        searched."""
+        norm = text.norm
+        screen = text.memo.get(PART_SCREEN)
+        first = None
         for part in self.screen or (self.pattern,):
-            if part.search(norm) is not None:
-                return False
-        return True
+            if screen is not None:
+                bit = screen[0].get(part.pattern)  # a part's screen is one bit
+                if bit is not None and not bit & screen[1]:
+                    continue
+            found = part.search(norm)
+            if found is not None and (first is None or found.start() < first):
+                first = found.start()
+        return first
+
+    def _spans(self, text: Analysed) -> list[Span]:
+        first = self._first_start(text)
+        if first is None:
+            return []
+        # No match starts before the earliest match of a part, so the whole pattern is
+        # run from there (``pos`` keeps ^ and look-behinds seeing the whole text).
+        return [m.span() for m in self.pattern.finditer(text.norm, first) if m.end() > m.start()]
 
     def find(self, text: Analysed, guards: Guards) -> list[Span]:
-        if self._absent(text.norm):
-            return []
-        spans = [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
-        return [s for s in spans if guards.keep(text, s, inner=True)]
+        return [s for s in self._spans(text) if guards.keep(text, s, inner=True)]
 
     def unguarded(self, text: Analysed, guards: Guards) -> list[Span]:
-        if self._absent(text.norm):
-            return []
-        return [m.span() for m in self.pattern.finditer(text.norm) if m.end() > m.start()]
+        return self._spans(text)
 
     def keeps(self, text: Analysed, guards: Guards, span: Span) -> bool:
         return guards.keep(text, span, inner=True)

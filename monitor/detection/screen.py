@@ -48,24 +48,52 @@ class ScreenIndex:
     """Screens of many leaves, answered for a turn at once: each distinct gram set is a
     bit, and a turn's grams, looked up once each, give the bits of the sets it meets."""
 
-    def __init__(self, screens: dict[str, Screen]):
-        bits: dict[frozenset, int] = {}
+    def __init__(self, screens: dict[str, Screen], parts: dict[str, Screen] | None = None):
+        """``screens`` by leaf signal; ``parts``, by pattern, the screens of the parts a
+        wide regex is searched in (see ``regex_parts``)."""
+        self._bits: dict[frozenset, int] = {}
         self._index: dict = {}
-        self.masks: dict[str, int] = {}
-        for signal, screen in screens.items():
-            mask = 0
-            for grams in screen:
-                if grams not in bits:
-                    bit = bits[grams] = 1 << len(bits)
-                    for gram in grams:
-                        self._index[gram] = self._index.get(gram, 0) | bit
-                mask |= bits[grams]
-            self.masks[signal] = mask
+        self.masks = {signal: self._mask(screen) for signal, screen in screens.items()}
+        self.part_masks = {pattern: mask for pattern, screen in (parts or {}).items() if (mask := self._mask(screen))}
+        # The index by a gram's first character (or key): [bits of that one alone, {the
+        # second: bits of the pair}], so a turn is read once, pairs built only as found.
+        self._chars: dict[str, list] = {}
+        self._keys: dict[str, list] = {}
+        for gram, bits in self._index.items():
+            table = self._keys if isinstance(gram, tuple) else self._chars
+            entry = table.setdefault(gram[0], [0, {}])
+            if len(gram) == 1:
+                entry[0] |= bits
+            else:
+                entry[1][gram[1]] = entry[1].get(gram[1], 0) | bits
+
+    def _mask(self, screen: Screen) -> int:
+        mask = 0
+        for grams in screen:
+            if grams not in self._bits:
+                bit = self._bits[grams] = 1 << len(self._bits)
+                for gram in grams:
+                    self._index[gram] = self._index.get(gram, 0) | bit
+            mask |= self._bits[grams]
+        return mask
 
     def met(self, text: Analysed) -> int:
-        """The bits of the gram sets this turn meets: a leaf may match only if its mask's
-        bits are all among them."""
-        return functools.reduce(operator.or_, filter(None, map(self._index.get, turn_grams(text))), 0)
+        """The bits of the gram sets this turn meets (those of every gram in
+        ``turn_grams(text)``): a leaf may match only if its mask's bits are all among
+        them."""
+        bits = 0
+        for sequence, table in ((text.norm, self._chars), (text.keys, self._keys)):
+            pairs = None  # the pairs that start with the previous item
+            for item in sequence:
+                if pairs is not None:
+                    bits |= pairs.get(item, 0)
+                entry = table.get(item)
+                if entry is None:
+                    pairs = None
+                else:
+                    bits |= entry[0]
+                    pairs = entry[1]
+        return bits
 
 
 class GramOdds:
@@ -107,13 +135,29 @@ def screen_for(matcher: Matcher, odds: GramOdds) -> Screen:
         grams.update(pt.keys[:2] for pt in matcher.pinyin_terms)
         return (frozenset(grams),) if grams and "" not in grams else ()
     if isinstance(matcher, RegexMatcher):
-        literals = necessary_literals(matcher.pattern.pattern, odds.cost)
-        if not literals or "" in literals:
-            return ()
-        return (frozenset(odds.gram(s) for s in literals),)
+        return pattern_screen(matcher.pattern, odds)
     if isinstance(matcher, NearMatcher):
         return screen_for(matcher.first, odds) + screen_for(matcher.second, odds)
     return ()
+
+
+def regex_parts(matcher: Matcher) -> list[re.Pattern]:
+    """The parts that the wide regexes inside ``matcher`` are searched in one at a time
+    (``RegexMatcher.screen``): each has a screen of its own, so that a turn is searched
+    only with the parts whose literals it holds."""
+    if isinstance(matcher, RegexMatcher):
+        return list(matcher.screen) if len(matcher.screen) > 1 else []
+    if isinstance(matcher, NearMatcher):
+        return regex_parts(matcher.first) + regex_parts(matcher.second)
+    return []
+
+
+def pattern_screen(pattern: re.Pattern, odds: GramOdds) -> Screen:
+    """The screen of one regex (empty when nothing can be ruled out cheaply)."""
+    literals = necessary_literals(pattern.pattern, odds.cost)
+    if not literals or "" in literals:
+        return ()
+    return (frozenset(odds.gram(s) for s in literals),)
 
 
 def _shortness(literals) -> float:
