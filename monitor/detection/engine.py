@@ -1,9 +1,11 @@
 """The rule engine: the only module that imports durable_rules.
 
-Each call is one durable_rules session (``sid``). Its turns are asserted as facts that
-carry the signals their text produced; call-level facts carry the local start time and
-the number of earlier calls to the same debtor. Every finding is an action fired by a
-durable_rules rule compiled here from the rule pack's expression trees. The session is
+Each YAML rule is compiled to a durable_rules ruleset of its own, and each call is one
+session (``sid``) of them. A call's turns are asserted as facts that carry the signals
+their text produced, each into the rulesets of the rules whose patterns it meets;
+call-level facts carry the local start time and the number of earlier calls to the same
+debtor. Every finding is an action fired by a durable_rules rule compiled here from the
+rule pack's expression trees. The session is
 deleted afterwards, so nothing survives from one call to the next, and each thread keeps
 its own compiled rulesets, so scanning from several threads at once is safe.
 """
