@@ -16,6 +16,17 @@ def test_normalise_removes_spaces_between_chinese_characters_only():
     assert normalise("卡号 6222 开头") == "卡号 6222 开头"
 
 
+def test_normalise_joins_a_word_masked_by_one_mark_but_keeps_a_dash_pause():
+    assert normalise("你个傻*逼，废-物，人 _ 渣") == "你个傻逼,废物,人渣"
+    assert normalise("我们会——依法起诉") == "我们会--依法起诉"
+    assert normalise("A-1 号") == "a-1 号"
+
+
+def test_normalise_reads_single_quotes_around_chinese_as_quotation_marks():
+    assert normalise("骗子会说'我是公安局的'，别信") == '骗子会说"我是公安局的",别信'
+    assert normalise("don't") == "don't"
+
+
 def test_pinyin_keys_make_recogniser_homophones_equal():
     assert pinyin_keys("老来") == pinyin_keys("老赖")
     assert pinyin_keys("沙比") == pinyin_keys("傻逼")

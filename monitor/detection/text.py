@@ -32,6 +32,12 @@ _SPACES = re.compile(r"\s+")
 # ends a clause; shorter runs are one word spaced out ("傻 逼", "你 个 老 赖").
 _PHRASE_PAUSE = re.compile(rf"(?<=[{_CJK}]{{3}})\s+(?=[{_CJK}]{{3}})")
 _IS_CJK = re.compile(rf"[{_CJK}]")
+# One masking mark between two Chinese characters is a word spelled to dodge a filter
+# ("傻*逼", "废-物", "人_渣"); a doubled dash ("——") is a pause and stays.
+_MASK_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}])\s*[*_~-]\s*(?=[{_CJK}])")
+# ASCII single quotes next to Chinese text quote words as “” do ('我是公安局的'); in
+# Latin text they stay apostrophes.
+_SINGLE_QUOTE = re.compile(rf"(?<=[{_CJK}])'|'(?=[{_CJK}])")
 
 # Punctuation NFKC leaves alone, mapped to one ASCII form each. Quotes become '"' so the
 # quotation guard sees one kind; clause ends become ',' '.' '!' '?' ';'.
@@ -64,11 +70,13 @@ def normalise(text: str) -> str:
 
     Simplified characters, half-width letters and digits (NFKC), one punctuation form,
     lower case, no spaces between Chinese characters (Whisper and some ASR engines
-    space them out: "傻 逼") except a pause between phrases, which becomes ",", other
-    whitespace runs collapsed to one space.
+    space them out: "傻 逼") except a pause between phrases, which becomes ",", no
+    single masking mark between them ("傻*逼"), other whitespace runs collapsed to one
+    space.
     """
     text = to_simplified(text)
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
+    text = _SINGLE_QUOTE.sub('"', _MASK_BETWEEN_CJK.sub("", text))
     text = _PHRASE_PAUSE.sub(",", text)
     text = _SPACE_BETWEEN_CJK.sub("", text)
     return _SPACES.sub(" ", text).strip()
