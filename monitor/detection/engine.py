@@ -98,17 +98,19 @@ def _conjunction(present: frozenset, absent: frozenset) -> list[dict]:
     ]
 
 
-def _speaker_condition(rule: Rule) -> dict:
-    if set(rule.speakers) == {"collector", "unknown"}:
-        return {"$neq": {"speaker": "debtor"}}
-    return {"speaker": rule.speakers[0]}
-
-
 def _speakers_matched(rule: Rule) -> tuple[str, ...]:
-    """The speakers whose turns meet ``_speaker_condition(rule)``."""
+    """The speakers whose turns meet ``_speaker_condition(rule)``: the rule's own, when
+    they are collector and unknown, or the first it names."""
     if set(rule.speakers) == {"collector", "unknown"}:
         return ("collector", "unknown")
     return (rule.speakers[0],)
+
+
+def _speaker_condition(rule: Rule) -> dict:
+    speakers = _speakers_matched(rule)
+    if len(speakers) == 2:
+        return {"$neq": {"speaker": "debtor"}}
+    return {"speaker": speakers[0]}
 
 
 def _turn_conjunctions(rule: Rule, tree) -> list[list[dict]]:

@@ -196,10 +196,9 @@ class _Literals:
     def _expand(self, items) -> frozenset[str] | None:
         result = frozenset([""])
         for item in items:
-            options = self._item_strings(item)
-            if options is None or len(result) * len(options) > _MAX_EXPANSION:
+            result = _product(result, self._item_strings(item))
+            if result is None:
                 return None
-            result = frozenset(a + b for a in result for b in options)
         return result
 
     def _item_strings(self, item) -> frozenset[str] | None:
@@ -237,9 +236,10 @@ class _Literals:
             # the longest stretch from here that still expands to few strings
             product = frozenset([""])
             for options in strings[start:]:
-                if options is None or len(product) * len(options) > _MAX_EXPANSION:
+                longer = _product(product, options)
+                if longer is None:
                     break
-                product = frozenset(a + b for a in product for b in options)
+                product = longer
             candidates.append(product)
         for (op, av), options in zip(items, strings):
             if options is None:
@@ -257,6 +257,14 @@ class _Literals:
         if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
             return self.need(av[2])
         return None
+
+
+def _product(heads: frozenset[str], tails: frozenset[str] | None) -> frozenset[str] | None:
+    """Every head followed by every tail, or None when there are too many (or no tails
+    worth listing)."""
+    if tails is None or len(heads) * len(tails) > _MAX_EXPANSION:
+        return None
+    return frozenset(a + b for a in heads for b in tails)
 
 
 def _class(items) -> frozenset[str] | None:
