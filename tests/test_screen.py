@@ -102,13 +102,13 @@ def test_a_wide_regex_is_searched_only_with_the_parts_whose_literals_the_turn_ho
     odds = GramOdds(["我们会去你单位", "请按时还款"])
     parts = regex_parts(regex)
     assert len(parts) == 4
-    index = ScreenIndex({"r": screen_for(regex, odds)}, {p.pattern: pattern_screen(p, odds) for p in parts})
+    index = ScreenIndex({"r": screen_for(regex, odds)}, {p.pattern: pattern_screen(p, odds) for p in parts}, [regex])
     assert len(index.part_masks) == 4
 
     def first_start(text, screened=True):
         analysed = engine.pack.analyser.analyse(text)
         if screened:
-            analysed.memo[PART_SCREEN] = (index.part_masks, index.met(analysed))
+            analysed.memo[PART_SCREEN] = (index.plans, index.met(analysed))
         return regex._first_start(analysed)
 
     for text in ["明天去你家", "我们站在你门口,也会上门", "请按时还款"]:
@@ -117,5 +117,5 @@ def test_a_wide_regex_is_searched_only_with_the_parts_whose_literals_the_turn_ho
     # the memo is what decides which parts are searched: told every part is ruled out,
     # the matcher searches none of them
     analysed = engine.pack.analyser.analyse("明天上门")
-    analysed.memo[PART_SCREEN] = (index.part_masks, 0)
+    analysed.memo[PART_SCREEN] = (index.plans, 0)
     assert regex._first_start(analysed) is None

@@ -28,7 +28,7 @@ from monitor.models import Call, CallResult, Finding, Turn
 from monitor.detection.embedding import Embedder, shared_embedder
 from monitor.detection.matching import PART_SCREEN
 from monitor.detection.rules import AllOf, AnyOf, Leaf, NotOf, Rule, RulePack, SignalCondition, is_similar
-from monitor.detection.screen import GramOdds, ScreenIndex, pattern_screen, regex_parts, screen_for
+from monitor.detection.screen import GramOdds, ScreenIndex, pattern_screen, screen_for, wide_regexes
 from monitor.detection.text import Analysed
 
 # Every turn fact carries this item in its signal list: durable_rules evaluates
@@ -289,8 +289,9 @@ def _screen_index(pack: RulePack, leaves: list[Leaf]) -> ScreenIndex:
         # the rarest character pairs are judged from the rules' own example turns
         odds = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
                         for example in rule.examples for _, text in example.turns)
-        parts = {part.pattern: pattern_screen(part, odds) for leaf in leaves for part in regex_parts(leaf.matcher)}
-        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}, parts)
+        regexes = [regex for leaf in leaves for regex in wide_regexes(leaf.matcher)]
+        parts = {part.pattern: pattern_screen(part, odds) for regex in regexes for part in regex.screen}
+        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}, parts, regexes)
     return index
 
 
@@ -394,7 +395,7 @@ class Engine:
         # whose mask has a bit outside them cannot match. (Tested as ``mask & met !=
         # mask``: the complement of a wide integer is negative, and slow to AND.)
         met = self._screens.met(analysed)
-        analysed.memo[PART_SCREEN] = (self._screens.part_masks, met)
+        analysed.memo[PART_SCREEN] = (self._screens.plans, met)
         if complete:
             masks = self._screens.masks
             found = {leaf.signal for leaf in self._leaves

@@ -15,7 +15,8 @@ from monitor.detection.text import Analysed, pinyin_keys
 
 Span = tuple[int, int]
 # The memo key under which the engine leaves a turn's screen for regex parts:
-# (each part's screen bit by its pattern, the screen bits the turn meets).
+# (each wide regex's parts with their screen bits, by the regex's pattern — see
+# ScreenIndex.part_plans — and the screen bits the turn meets).
 PART_SCREEN = "part screen"
 
 _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
@@ -335,7 +336,7 @@ def _top_level_alternatives(pattern: str) -> list[str]:
     return parts
 
 
-def screen_for(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
+def search_parts(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
     """Patterns whose any-match equals ``pattern``'s: its top-level alternatives, each
     searched alone. The regex engine skips ahead by an alternation's first characters
     only when every branch starts with a literal; one branch that opens with a group or
@@ -357,7 +358,7 @@ class RegexMatcher(Matcher):
 
     @staticmethod
     def build(pattern: re.Pattern) -> "RegexMatcher":
-        return RegexMatcher(pattern, screen_for(pattern))
+        return RegexMatcher(pattern, search_parts(pattern))
 
     def _first_start(self, text: Analysed) -> int | None:
         """Where the first match can start (None: nowhere), from the parts alone: the
@@ -366,12 +367,14 @@ class RegexMatcher(Matcher):
         searched."""
         norm = text.norm
         screen = text.memo.get(PART_SCREEN)
+        plan = screen[0].get(self.pattern.pattern) if screen is not None else None
+        if plan is None:
+            plan = [(part, 0) for part in self.screen or (self.pattern,)]
+        met = screen[1] if screen is not None else 0
         first = None
-        for part in self.screen or (self.pattern,):
-            if screen is not None:
-                bit = screen[0].get(part.pattern)  # a part's screen is one bit
-                if bit is not None and not bit & screen[1]:
-                    continue
+        for part, bit in plan:
+            if bit and not bit & met:  # a part's screen is one bit
+                continue
             found = part.search(norm)
             if found is not None and (first is None or found.start() < first):
                 first = found.start()

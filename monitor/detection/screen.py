@@ -48,13 +48,19 @@ class ScreenIndex:
     """Screens of many leaves, answered for a turn at once: each distinct gram set is a
     bit, and a turn's grams, looked up once each, give the bits of the sets it meets."""
 
-    def __init__(self, screens: dict[str, Screen], parts: dict[str, Screen] | None = None):
+    def __init__(self, screens: dict[str, Screen], parts: dict[str, Screen] | None = None,
+                 regexes: list[RegexMatcher] = ()):
         """``screens`` by leaf signal; ``parts``, by pattern, the screens of the parts a
-        wide regex is searched in (see ``regex_parts``)."""
+        wide regex is searched in (see ``regex_parts``); ``regexes``, those wide regexes."""
         self._bits: dict[frozenset, int] = {}
         self._index: dict = {}
         self.masks = {signal: self._mask(screen) for signal, screen in screens.items()}
         self.part_masks = {pattern: mask for pattern, screen in (parts or {}).items() if (mask := self._mask(screen))}
+        # Each wide regex's parts with their screen bits (0: never ruled out), by the
+        # regex's pattern: the matcher looks its parts' bits up once a turn, not once a
+        # part. (By pattern, not by object: equal patterns have equal parts.)
+        self.plans = {regex.pattern.pattern: tuple((part, self.part_masks.get(part.pattern, 0)) for part in regex.screen)
+                      for regex in regexes}
         # The index by a gram's first character (or key): [bits of that one alone, {the
         # second: bits of the pair}], so a turn is read once, pairs built only as found.
         self._chars: dict[str, list] = {}
@@ -141,15 +147,21 @@ def screen_for(matcher: Matcher, odds: GramOdds) -> Screen:
     return ()
 
 
-def regex_parts(matcher: Matcher) -> list[re.Pattern]:
-    """The parts that the wide regexes inside ``matcher`` are searched in one at a time
-    (``RegexMatcher.screen``): each has a screen of its own, so that a turn is searched
-    only with the parts whose literals it holds."""
+def wide_regexes(matcher: Matcher) -> list[RegexMatcher]:
+    """The regexes inside ``matcher`` that are searched a part at a time
+    (``RegexMatcher.screen``)."""
     if isinstance(matcher, RegexMatcher):
-        return list(matcher.screen) if len(matcher.screen) > 1 else []
+        return [matcher] if len(matcher.screen) > 1 else []
     if isinstance(matcher, NearMatcher):
-        return regex_parts(matcher.first) + regex_parts(matcher.second)
+        return wide_regexes(matcher.first) + wide_regexes(matcher.second)
     return []
+
+
+def regex_parts(matcher: Matcher) -> list[re.Pattern]:
+    """The parts that the wide regexes inside ``matcher`` are searched in one at a time:
+    each has a screen of its own, so that a turn is searched only with the parts whose
+    literals it holds."""
+    return [part for regex in wide_regexes(matcher) for part in regex.screen]
 
 
 def pattern_screen(pattern: re.Pattern, odds: GramOdds) -> Screen:
