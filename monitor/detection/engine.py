@@ -185,6 +185,10 @@ class _Sink:
         return action
 
 
+# The memo key (with a leaf's signal) of the spans a leaf found in a turn.
+_SPANS = "leaf spans"
+
+
 # --- similar leaves ------------------------------------------------------------------------
 
 # What is embedded: a short turn whole; in a longer one the clause around the anchor,
@@ -418,11 +422,15 @@ class Engine:
         seen: dict[str, bool] = {}
         masks = self._screens.masks
 
+        memo = analysed.memo
+
         def present(leaf: Leaf) -> bool:
             hit = seen.get(leaf.signal)
             if hit is None:
                 mask = masks[leaf.signal]
-                hit = seen[leaf.signal] = mask & met == mask and bool(leaf.matcher.find(analysed, leaf.guards))
+                spans = leaf.matcher.find(analysed, leaf.guards) if mask & met == mask else []
+                memo[(_SPANS, leaf.signal)] = spans  # kept for evidence_span
+                hit = seen[leaf.signal] = bool(spans)
             return hit
 
         for first, first_mask, rest in self._needs:
@@ -515,7 +523,9 @@ class Engine:
         for leaf in rule.positive_leaves():
             if is_similar(leaf):
                 continue
-            spans = leaf.matcher.find(analysed, leaf.guards)
+            spans = analysed.memo.get((_SPANS, leaf.signal))
+            if spans is None:
+                spans = leaf.matcher.find(analysed, leaf.guards)
             if spans:
                 start, end = spans[0]
                 return analysed.norm[start:end]
