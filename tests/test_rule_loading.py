@@ -158,6 +158,19 @@ def test_a_lexicon_can_be_made_of_other_lexicons(tmp_path):
     assert "abuse-demo/1" not in engine.signals("您好")
 
 
+def test_except_keeps_a_term_quiet_inside_its_phrases_matched_exactly_or_by_sound(tmp_path):
+    folder = write_pack(tmp_path, {"abuse-demo.yaml": INCLUDING_RULE})
+    (folder / "lexicons/base.yaml").write_text(_lexicon("base", (
+        "terms:\n  - {term: 蠢货}\n  - 瓜怂\n  - {term: 滚蛋, except: [滚蛋糕]}\n"
+        "  - {term: 老赖, pinyin: true, except: [老来得子, 老赖账本]}\n")), encoding="utf-8")
+    (folder / "lexicons/all_insults.yaml").write_text(_lexicon("all_insults", "include: [base]\n"), encoding="utf-8")
+    engine = load_engine(folder)
+    fired = lambda text: "abuse-demo/1" in engine.signals(text)
+    assert fired("你给我滚蛋") and not fired("他在滚蛋糕胚")      # a plain term, through an include
+    assert fired("你个老来") and not fired("人家老来得子")         # by sound
+    assert fired("你个老赖") and not fired("这是老赖账本的样本")     # exactly
+
+
 def test_an_unknown_or_circular_include_is_located(tmp_path):
     folder = write_pack(tmp_path, {"abuse-demo.yaml": INCLUDING_RULE})
     (folder / "lexicons/all_insults.yaml").write_text(

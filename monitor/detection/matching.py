@@ -256,9 +256,11 @@ class TermsMatcher(Matcher):
     _by_first: dict = field(default_factory=dict, repr=False)
     # where in a turn's key string some pinyin term may start (searched in C)
     _key_screen: re.Pattern | None = field(default=None, repr=False)
+    # term -> phrases an exact match of it must not sit inside (a lexicon's `except:`)
+    _exceptions: dict = field(default_factory=dict, repr=False)
 
     @staticmethod
-    def build(terms: list[str], pinyin_terms: list[PinyinTerm]) -> "TermsMatcher":
+    def build(terms: list[str], pinyin_terms: list[PinyinTerm], exceptions: dict | None = None) -> "TermsMatcher":
         ordered = sorted(set(terms), key=len, reverse=True)
         regex = re.compile(alternation(ordered)) if ordered else None
         by_first: dict = {}
@@ -267,12 +269,15 @@ class TermsMatcher(Matcher):
         sequences = sorted({_KEY_SEP.join(map(re.escape, pt.keys)) for pt in pinyin_terms}, key=len, reverse=True)
         screen = re.compile(f"{_KEY_SEP}(?=(?:{'|'.join(sequences)}){_KEY_SEP})") if sequences else None
         return TermsMatcher(tuple(ordered), tuple(pinyin_terms), regex,
-                            {k: tuple(v) for k, v in by_first.items()}, screen)
+                            {k: tuple(v) for k, v in by_first.items()}, screen, dict(exceptions or {}))
 
     def raw_spans(self, text: Analysed) -> list[Span]:
         spans = text.memo.get(id(self))
         if spans is None:
             spans = [m.span() for m in self._regex.finditer(text.norm)] if self._regex else []
+            if self._exceptions and spans:
+                norm = text.norm
+                spans = [s for s in spans if not _inside_allowed(norm, s, self._exceptions.get(norm[s[0]:s[1]], ()))]
             spans.extend(self._pinyin_spans(text))
             text.memo[id(self)] = spans
         return spans

@@ -357,6 +357,8 @@ class _Lexicon:
     name: str
     terms: list[str]
     pinyin_terms: list
+    # term -> phrases it must not sit inside (its `except:`), however it was matched
+    exceptions: dict = field(default_factory=dict)
     matcher: TermsMatcher | None = None
 
 
@@ -408,25 +410,27 @@ def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
             entry = {"term": item} if isinstance(item, str) else item
             term = normalise(entry["term"])
             lexicon.terms.append(term)
+            exceptions = tuple(normalise(e) for e in entry.get("except", ()))
+            if exceptions:
+                lexicon.exceptions[term] = exceptions
             if entry.get("pinyin", default_pinyin):
-                exceptions = tuple(normalise(e) for e in entry.get("except", ()))
                 lexicon.pinyin_terms.append(pinyin_term(term, exceptions))
         lexicons[lexicon.name] = lexicon
         if "include" in doc:
             includes[lexicon.name] = (path, doc.key_lines.get("include"), list(doc["include"]))
     _resolve_includes(lexicons, includes, problems)
     for lexicon in lexicons.values():
-        lexicon.matcher = TermsMatcher.build(lexicon.terms, lexicon.pinyin_terms)
+        lexicon.matcher = TermsMatcher.build(lexicon.terms, lexicon.pinyin_terms, lexicon.exceptions)
     return lexicons
 
 
 def _resolve_includes(lexicons: dict[str, _Lexicon], includes: dict, problems: _Problems) -> None:
     """Add the terms of included lexicons (transitively) to each including lexicon. An
     unknown name or a cycle is a problem located at the include line."""
-    own = {name: (list(lex.terms), list(lex.pinyin_terms)) for name, lex in lexicons.items()}
+    own = {name: (list(lex.terms), list(lex.pinyin_terms), dict(lex.exceptions)) for name, lex in lexicons.items()}
 
-    def gather(name: str, trail: tuple[str, ...]) -> tuple[list, list] | None:
-        terms, pinyin = list(own[name][0]), list(own[name][1])
+    def gather(name: str, trail: tuple[str, ...]) -> tuple[list, list, dict] | None:
+        terms, pinyin, exceptions = list(own[name][0]), list(own[name][1]), dict(own[name][2])
         for included in includes.get(name, (None, None, []))[2]:
             path, line, _ = includes[name]
             if included not in lexicons:
@@ -440,12 +444,14 @@ def _resolve_includes(lexicons: dict[str, _Lexicon], includes: dict, problems: _
                 return None
             terms.extend(sub[0])
             pinyin.extend(sub[1])
-        return terms, pinyin
+            for term, phrases in sub[2].items():
+                exceptions[term] = tuple(dict.fromkeys(exceptions.get(term, ()) + phrases))
+        return terms, pinyin, exceptions
 
     for name in includes:
         gathered = gather(name, (name,))
         if gathered is not None:
-            lexicons[name].terms, lexicons[name].pinyin_terms = gathered
+            lexicons[name].terms, lexicons[name].pinyin_terms, lexicons[name].exceptions = gathered
 
 
 class _ExprCompiler:
@@ -619,7 +625,11 @@ class _ExprCompiler:
             pinyin = [p for n in names for p in self.lexicons[n].pinyin_terms]
             if len(names) == 1:
                 return self.lexicons[names[0]].matcher
-            return TermsMatcher.build(terms, pinyin)
+            exceptions: dict = {}
+            for n in names:
+                for term, phrases in self.lexicons[n].exceptions.items():
+                    exceptions[term] = tuple(dict.fromkeys(exceptions.get(term, ()) + phrases))
+            return TermsMatcher.build(terms, pinyin, exceptions)
         if kind == "terms":
             if not isinstance(value, list) or not value or not all(isinstance(t, str) and t for t in value):
                 self.problems.add(self.path, line, f"{where}.terms: expected a non-empty list of strings")
