@@ -157,3 +157,22 @@ def test_phrase_pauses_and_guards_in_unpunctuated_transcripts(engine):
     assert "third_party" not in categories("我们不会联系你老婆")
     assert "threat" in categories("您说的情况我都了解了 这个月要是还不上 明天我们就去你单位找你领导")
     assert "threat" not in categories("您刚才说要去我单位闹")
+
+
+def test_an_a_not_a_question_inside_a_match_denies_nothing(engine):
+    """Inside a matched phrase, 不能 / 没有 deny it, but 能不能 / 有没有 ask a question."""
+    import re
+
+    from monitor.detection.matching import Guards, RegexMatcher
+
+    analyser = engine.pack.analyser
+    matcher = RegexMatcher.build(re.compile("你.{0,6}帮你还"))
+    guards = Guards()
+
+    def found(text):
+        return bool(matcher.find(analyser.analyse(text), guards))
+
+    assert found("你能不能让你妈帮你还")
+    assert found("你有没有让你妈帮你还")
+    assert not found("你不能让你妈帮你还")
+    assert not found("你没有让你妈帮你还")

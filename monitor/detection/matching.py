@@ -37,7 +37,11 @@ _BARE_NOT_AFTER = "们我司都也来绝并决律咱俺"
 # "别以为我们不会去" is a double negative: still a threat.
 _DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)[^,.!?;:]{0,8}$")
 # Inside a longer regex match, these words deny it: "我们不会跟您的紧急联系人讲".
-_INNER_NEGATION = re.compile(r"(不会|不能|不可能|不可以|没有|并不|绝不|从不|不要|不得|禁止|不允许|不用|不再)")
+# An A-not-A question (会不会, 能不能, 可不可以, 要不要, 有没有, 用不用) asks, it denies nothing.
+_INNER_NEGATION = re.compile(
+    r"((?<!会)不会|(?<!能)不能|不可能|(?<!可)不可以|(?<!有)没有|并不|绝不|从不|(?<!要)不要|不得|禁止|"
+    r"不允许|(?<!用)不用|不再)"
+)
 # The clause goes on to deny or refuse what was matched: 上门这种事我们是不做的,
 # 您说转我卫星这个不行的, 立案的事现在没有.
 _DENIED_AFTER = re.compile(
