@@ -424,6 +424,12 @@ def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
     return lexicons
 
 
+def _merge_exceptions(into: dict, more: dict) -> None:
+    """Add ``more``'s `except:` phrases (term -> phrases) to ``into``, each phrase once."""
+    for term, phrases in more.items():
+        into[term] = tuple(dict.fromkeys(into.get(term, ()) + phrases))
+
+
 def _resolve_includes(lexicons: dict[str, _Lexicon], includes: dict, problems: _Problems) -> None:
     """Add the terms of included lexicons (transitively) to each including lexicon. An
     unknown name or a cycle is a problem located at the include line."""
@@ -444,8 +450,7 @@ def _resolve_includes(lexicons: dict[str, _Lexicon], includes: dict, problems: _
                 return None
             terms.extend(sub[0])
             pinyin.extend(sub[1])
-            for term, phrases in sub[2].items():
-                exceptions[term] = tuple(dict.fromkeys(exceptions.get(term, ()) + phrases))
+            _merge_exceptions(exceptions, sub[2])
         return terms, pinyin, exceptions
 
     for name in includes:
@@ -627,8 +632,7 @@ class _ExprCompiler:
                 return self.lexicons[names[0]].matcher
             exceptions: dict = {}
             for n in names:
-                for term, phrases in self.lexicons[n].exceptions.items():
-                    exceptions[term] = tuple(dict.fromkeys(exceptions.get(term, ()) + phrases))
+                _merge_exceptions(exceptions, self.lexicons[n].exceptions)
             return TermsMatcher.build(terms, pinyin, exceptions)
         if kind == "terms":
             if not isinstance(value, list) or not value or not all(isinstance(t, str) and t for t in value):
