@@ -119,3 +119,24 @@ def test_a_wide_regex_is_searched_only_with_the_parts_whose_literals_the_turn_ho
     analysed = engine.pack.analyser.analyse("明天上门")
     analysed.memo[PART_SCREEN] = (index.plans, 0)
     assert regex._first_start(analysed) is None
+
+
+def test_a_regex_screen_asks_for_literals_from_several_stretches(engine):
+    """Each stretch of fixed text is necessary by itself, so the screen asks for more
+    than one: 给你 alone lets most collection turns through, the relative after it does not."""
+    import re
+
+    from monitor.detection.screen import pattern_screen
+
+    odds = GramOdds(["我给你打电话", "给你发短信", "请按时还款"])
+    screen = pattern_screen(re.compile("(?:(给|跟)你[^,]{0,4}(妈妈|爸爸))"), odds)
+    assert {frozenset({"给你", "跟你"}), frozenset({"妈妈", "爸爸"})} <= set(screen)
+    index = ScreenIndex({"r": screen})
+    analyser = engine.pack.analyser
+
+    def possible(text):
+        met = index.met(analyser.analyse(text))
+        return index.masks["r"] & met == index.masks["r"]
+
+    assert not possible("我给你打过电话了")  # the first stretch alone no longer lets it through
+    assert possible("我会给你妈妈打电话")

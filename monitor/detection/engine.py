@@ -43,6 +43,8 @@ SEVERITY_ORDER = {"low": 0, "medium": 1, "high": 2, "critical": 3}
 # condition after an `$or` is ignored; some orders crash). Rules are therefore compiled
 # to disjunctive normal form: each YAML rule becomes one durable_rules rule per
 # conjunction, built only from `$and`, `$iany`, `$iall`, equality and comparisons.
+# (`$or` in a one-fact pattern would not fire less often: the engine runs each branch
+# as a rule of its own.)
 _MAX_CONJUNCTIONS = 256
 
 
@@ -339,6 +341,7 @@ class Engine:
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
         self._rule_order = {r.id: n for n, r in enumerate(pack.rules)}
+        self._rule_signals = {r.id: frozenset([_ALWAYS, *(leaf.signal for leaf in r.leaves())]) for r in pack.turn_rules}
         leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
         self._leaves = [leaf for leaf in leaves if not isinstance(leaf.matcher, SignalCondition)]
         self._leaf_order = {leaf.signal: n for n, leaf in enumerate(self._leaves)}
@@ -544,9 +547,13 @@ class Engine:
             signals = self.signals(analysed[i], turn.speaker)
             signals += [leaf.signal for leaf in self._conditions if leaf.matcher.holds(turn, call)]
             # A turn goes only to the rules whose pattern it meets: most turns meet none
-            # and are not asserted at all (asserting a fact is the costly part).
-            fact = {"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker, "sig": signals}
-            facts.extend((rule_id, fact) for rule_id in self._rules_met(turn.speaker, signals))
+            # and are not asserted at all (asserting a fact is the costly part). Each
+            # rule's copy carries only the signals that rule names: durable_rules
+            # reads the whole fact as JSON, and nothing else in it can change its answer.
+            for rule_id in self._rules_met(turn.speaker, signals):
+                own = self._rule_signals[rule_id]
+                facts.append((rule_id, {"sid": _SID, "kind": "turn", "t": i, "speaker": turn.speaker,
+                                        "sig": [s for s in signals if s in own]}))
         facts.extend((fact["rule"], fact) for fact in self._call_facts(call, earlier_calls))
         sink.hits = []
         asserted = []

@@ -381,8 +381,8 @@ class RegexMatcher(Matcher):
             plan = [(part, 0) for part in self.screen or (self.pattern,)]
         met = screen[1] if screen is not None else 0
         first = None
-        for part, bit in plan:
-            if bit and not bit & met:  # a part's screen is one bit
+        for part, mask in plan:
+            if mask & met != mask:
                 continue
             found = part.search(norm)
             if found is not None and (first is None or found.start() < first):

@@ -8,6 +8,8 @@ compiles the trees into durable_rules rulesets.
 
 from __future__ import annotations
 
+import functools
+
 import hashlib
 import json
 import re
@@ -273,22 +275,36 @@ class Rule:
     def is_call_rule(self) -> bool:
         return self.call is not None
 
-    def leaves(self) -> list[Leaf]:
+    # The leaves are asked for with every finding; a rule's trees never change, so they
+    # are collected once (cached_property writes past the frozen dataclass's setattr).
+    def leaves(self) -> tuple[Leaf, ...]:
+        return self._leaves
+
+    @functools.cached_property
+    def _leaves(self) -> tuple[Leaf, ...]:
         found: list[Leaf] = []
         for tree in (self.match, self.unless, self.after):
             if tree is not None:
                 _collect_leaves(tree, found)
-        return found
+        return tuple(found)
 
-    def positive_leaves(self) -> list[Leaf]:
+    def positive_leaves(self) -> tuple[Leaf, ...]:
         """Leaves of ``match`` not under a ``not``: where the evidence is."""
+        return self._positive_leaves
+
+    @functools.cached_property
+    def _positive_leaves(self) -> tuple[Leaf, ...]:
         found: list[Leaf] = []
         if self.match is not None:
             _collect_leaves(self.match, found, skip_negated=True)
-        return found
+        return tuple(found)
 
     def similar_leaf(self) -> Leaf | None:
         """The rule's `similar:` leaf (a rule has at most one), if any."""
+        return self._similar_leaf
+
+    @functools.cached_property
+    def _similar_leaf(self) -> Leaf | None:
         return next((leaf for leaf in self.leaves() if is_similar(leaf)), None)
 
 

@@ -164,12 +164,27 @@ def regex_parts(matcher: Matcher) -> list[re.Pattern]:
     return [part for regex in wide_regexes(matcher) for part in regex.screen]
 
 
+# A regex's screen asks for up to this many of its necessary literal sets at once.
+# Each set alone is necessary, so all of them are; one set of common words (给你, 我们)
+# lets most turns through, and a second from another stretch of the pattern (the
+# relative's name after it) rules most of them out again.
+_SETS_PER_SCREEN = 3
+
+
 def pattern_screen(pattern: re.Pattern, odds: GramOdds) -> Screen:
     """The screen of one regex (empty when nothing can be ruled out cheaply)."""
-    literals = necessary_literals(pattern.pattern, odds.cost)
-    if not literals or "" in literals:
+    try:
+        parsed = sre_parse.parse(pattern.pattern)
+    except re.error:
         return ()
-    return (frozenset(odds.gram(s) for s in literals),)
+    screen: list[frozenset] = []
+    for literals in sorted(_Literals(odds.cost).all_needs(parsed), key=odds.cost):
+        grams = frozenset(odds.gram(s) for s in literals)
+        if grams not in screen:
+            screen.append(grams)
+        if len(screen) == _SETS_PER_SCREEN:
+            break
+    return tuple(screen)
 
 
 def _shortness(literals) -> float:
@@ -243,21 +258,34 @@ class _Literals:
         if whole is not None and "" not in whole:
             return whole
         strings = [self._item_strings(item) for item in items]  # each item's strings, when few
-        candidates = []
-        for start in range(len(strings)):
-            # the longest stretch from here that still expands to few strings
-            product = frozenset([""])
-            for options in strings[start:]:
-                longer = _product(product, options)
-                if longer is None:
-                    break
-                product = longer
-            candidates.append(product)
+        candidates = _stretches(strings)
         for (op, av), options in zip(items, strings):
             if options is None:
                 candidates.append(self._item_need(op, av))
         candidates = [c for c in candidates if c and "" not in c]
         return min(candidates, key=self.cost) if candidates else None
+
+    def all_needs(self, items) -> list[frozenset[str]]:
+        """Every necessary literal set this walk finds in a sequence: each stretch of
+        few strings, and those inside each group or repeated item it holds (a match of
+        the sequence matches all of them)."""
+        whole = self.exact(items)
+        if whole is not None and "" not in whole:
+            return [whole]
+        strings = [self._item_strings(item) for item in items]
+        found = _stretches(strings)
+        for (op, av), options in zip(items, strings):
+            if options is not None:
+                continue
+            if op is sre.SUBPATTERN:
+                found.extend(self.all_needs(av[3]))
+            elif op is sre.ATOMIC_GROUP:
+                found.extend(self.all_needs(av))
+            elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
+                found.extend(self.all_needs(av[2]))
+            else:
+                found.append(self._item_need(op, av))
+        return [f for f in found if f and "" not in f]
 
     def _item_need(self, op, av) -> frozenset[str] | None:
         if op is sre.SUBPATTERN:
@@ -269,6 +297,21 @@ class _Literals:
         if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
             return self.need(av[2])
         return None
+
+
+def _stretches(strings: list) -> list[frozenset[str]]:
+    """From each item on, the strings of the longest stretch of items that still expands
+    to few strings (``strings``: each item's strings, None when too many)."""
+    found = []
+    for start in range(len(strings)):
+        product = frozenset([""])
+        for options in strings[start:]:
+            longer = _product(product, options)
+            if longer is None:
+                break
+            product = longer
+        found.append(product)
+    return found
 
 
 def _product(heads: frozenset[str], tails: frozenset[str] | None) -> frozenset[str] | None:

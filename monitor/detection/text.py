@@ -109,7 +109,7 @@ def char_key(char: str) -> str:
 
 def pinyin_keys(text: str) -> tuple[str, ...]:
     """One key per character of ``text`` (so key positions are character positions)."""
-    return tuple(char_key(c) for c in text)
+    return tuple(map(char_key, text))
 
 
 # --- tokens ----------------------------------------------------------------------------
