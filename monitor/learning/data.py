@@ -40,7 +40,7 @@ SHIPPED_SETS = (
     "bench/data/blind4_utterances.jsonl",
 )
 # Never training data: the blind set that scores the model, and the one that scores the rules.
-FORBIDDEN_PREFIXES = ("blind12", "blind16", "blind18", "blind22", "blind23")
+FORBIDDEN_PREFIXES = ("blind12", "blind16", "blind18", "blind22", "blind23", "blind24")
 
 
 @dataclass(frozen=True)
