@@ -191,7 +191,7 @@ def test_the_bundled_similar_rules_fire_with_score_and_nearest_example(engine):
     [finding] = [f for f in result.findings if f.rule == "third-party-contact-similar"]
     calibration = json.loads((REPO / "rules" / CALIBRATION_FILE).read_text())
     assert finding.similarity >= calibration["rules"]["third-party-contact-similar"]["threshold"]
-    assert finding.nearest_example in engine.pack.rule("third-party-contact-similar").similar_leaf().matcher.examples
+    assert finding.nearest_example in engine.pack.rule("third-party-contact-similar").similar_leaf.matcher.examples
     debtor = engine.scan(Call(id="d", turns=(Turn("debtor", text),), is_utterance=True))
     assert debtor.findings == ()
 
@@ -248,7 +248,7 @@ def test_calibration_holds_each_file_out_and_is_reproducible(tmp_path, embedder)
 
     write_calibration(document, folder)
     pack = load_rules(folder)  # now calibrated: it loads
-    leaf = pack.rule("third-party-demo-similar").similar_leaf()
+    leaf = pack.rule("third-party-demo-similar").similar_leaf
     assert leaf.matcher.threshold == entry["threshold"]
 
 
@@ -257,12 +257,12 @@ def test_the_committed_calibration_matches_the_bundled_rules():
     """Every similar rule in rules/ has a threshold computed for its current examples."""
     pack = load_rules(REPO / "rules")
     calibration = json.loads((REPO / "rules" / CALIBRATION_FILE).read_text())
-    similar = [r for r in pack.turn_rules if r.similar_leaf() is not None]
+    similar = [r for r in pack.turn_rules if r.similar_leaf is not None]
     assert len(similar) >= 3
     for rule in similar:
         entry = calibration["rules"][rule.id]
-        assert entry["examples"] == rule.similar_leaf().matcher.digest
-        assert entry["threshold"] == rule.similar_leaf().matcher.threshold
+        assert entry["examples"] == rule.similar_leaf.matcher.digest
+        assert entry["threshold"] == rule.similar_leaf.matcher.threshold
         assert len(entry["held_out"]) == len(calibration["data"])
 
 

@@ -82,7 +82,7 @@ def _rule_conjunctions(rule: Rule, tree) -> list[tuple[frozenset, frozenset]]:
 def conjunctions(rule: Rule) -> list[tuple[tuple[Leaf, ...], frozenset]]:
     """Every way ``rule``'s ``match`` can hold on a turn: the leaves that must be present
     and the signals that must be absent (for reports on what a turn lacked)."""
-    by_signal = {leaf.signal: leaf for leaf in rule.leaves()}
+    by_signal = {leaf.signal: leaf for leaf in rule.leaves}
     return [(tuple(by_signal[s] for s in sorted(present)), absent) for present, absent in _rule_conjunctions(rule, rule.match)]
 
 
@@ -238,15 +238,15 @@ class _SimilarPlan:
 def _similar_plans(pack: RulePack) -> list[_SimilarPlan]:
     plans = []
     for rule in pack.turn_rules:
-        leaf = rule.similar_leaf()
+        leaf = rule.similar_leaf
         if leaf is None:
             continue
-        by_signal = {other.signal: other for other in rule.leaves()}
+        by_signal = {other.signal: other for other in rule.leaves}
         ways = [(tuple(by_signal[s] for s in sorted(present - {leaf.signal})), absent)
                 for present, absent in _rule_conjunctions(rule, rule.match) if leaf.signal in present]
         covered = []
         for other in pack.turn_rules:
-            if other is rule or other.category != rule.category or other.after is not None or other.similar_leaf():
+            if other is rule or other.category != rule.category or other.after is not None or other.similar_leaf:
                 continue
             covered.extend((other.speakers, present, absent) for present, absent in _rule_conjunctions(other, other.match))
         plans.append(_SimilarPlan(leaf, rule, tuple(ways), tuple(covered),
@@ -263,7 +263,7 @@ def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> lis
     none): (that leaf, [(the other leaves it needs, the leaves it needs absent)])."""
     by_signal = {leaf.signal: leaf for leaf in lexical}
     order = {leaf.signal: n for n, leaf in enumerate(lexical)}
-    similar = {leaf.signal for rule in pack.turn_rules for leaf in rule.leaves() if is_similar(leaf)}
+    similar = {leaf.signal for rule in pack.turn_rules for leaf in rule.leaves if is_similar(leaf)}
     needs = []
     for rule in pack.turn_rules:
         for tree in (rule.match, rule.after):
@@ -341,8 +341,8 @@ class Engine:
         self._local = threading.local()
         self._by_id = {r.id: r for r in pack.rules}
         self._rule_order = {r.id: n for n, r in enumerate(pack.rules)}
-        self._rule_signals = {r.id: frozenset([_ALWAYS, *(leaf.signal for leaf in r.leaves())]) for r in pack.turn_rules}
-        leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves() if not is_similar(leaf)]
+        self._rule_signals = {r.id: frozenset([_ALWAYS, *(leaf.signal for leaf in r.leaves)]) for r in pack.turn_rules}
+        leaves = [leaf for rule in pack.turn_rules for leaf in rule.leaves if not is_similar(leaf)]
         self._leaves = [leaf for leaf in leaves if not isinstance(leaf.matcher, SignalCondition)]
         self._leaf_order = {leaf.signal: n for n, leaf in enumerate(self._leaves)}
         # Conditions on how a turn was said (raised voice) or on the call (overtalk).
@@ -523,7 +523,7 @@ class Engine:
     def evidence_span(self, rule: Rule, text: str | Analysed) -> str | None:
         """The normalised words that made ``rule`` fire on ``text`` (for highlighting)."""
         analysed = self.pack.analyser.analyse(text) if isinstance(text, str) else text
-        for leaf in rule.positive_leaves():
+        for leaf in rule.positive_leaves:
             if is_similar(leaf):
                 continue
             spans = analysed.memo.get((_SPANS, leaf.signal))
@@ -621,7 +621,7 @@ class Engine:
                 )
                 continue
             turn: Turn = call.turns[turn_index]
-            leaf = rule.similar_leaf()
+            leaf = rule.similar_leaf
             hit = analysed[turn_index].memo.get(("similar", leaf.signal)) if leaf is not None else None
             if hit is not None and (leaf.matcher.threshold is None or hit.score < leaf.matcher.threshold):
                 hit = None  # the rule fired through another of its alternatives

@@ -74,7 +74,7 @@ def run_examples(engine: Engine, rules: tuple[Rule, ...] | None = None) -> list[
     unfallback = None
     for rule in rules if rules is not None else engine.pack.rules:
         judge = engine
-        if engine.fallback_only and rule.similar_leaf() is not None and engine.similar_rules:
+        if engine.fallback_only and rule.similar_leaf is not None and engine.similar_rules:
             unfallback = unfallback or Engine(engine.pack, engine._embedder, fallback_only=False)
             judge = unfallback
         for example in rule.examples:

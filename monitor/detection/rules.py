@@ -9,7 +9,6 @@ compiles the trees into durable_rules rulesets.
 from __future__ import annotations
 
 import functools
-
 import hashlib
 import json
 import re
@@ -277,35 +276,26 @@ class Rule:
 
     # The leaves are asked for with every finding; a rule's trees never change, so they
     # are collected once (cached_property writes past the frozen dataclass's setattr).
-    def leaves(self) -> tuple[Leaf, ...]:
-        return self._leaves
-
     @functools.cached_property
-    def _leaves(self) -> tuple[Leaf, ...]:
+    def leaves(self) -> tuple[Leaf, ...]:
         found: list[Leaf] = []
         for tree in (self.match, self.unless, self.after):
             if tree is not None:
                 _collect_leaves(tree, found)
         return tuple(found)
 
+    @functools.cached_property
     def positive_leaves(self) -> tuple[Leaf, ...]:
         """Leaves of ``match`` not under a ``not``: where the evidence is."""
-        return self._positive_leaves
-
-    @functools.cached_property
-    def _positive_leaves(self) -> tuple[Leaf, ...]:
         found: list[Leaf] = []
         if self.match is not None:
             _collect_leaves(self.match, found, skip_negated=True)
         return tuple(found)
 
+    @functools.cached_property
     def similar_leaf(self) -> Leaf | None:
         """The rule's `similar:` leaf (a rule has at most one), if any."""
-        return self._similar_leaf
-
-    @functools.cached_property
-    def _similar_leaf(self) -> Leaf | None:
-        return next((leaf for leaf in self.leaves() if is_similar(leaf)), None)
+        return next((leaf for leaf in self.leaves if is_similar(leaf)), None)
 
 
 def _has_positive(tree) -> bool:

@@ -246,57 +246,34 @@ class _Literals:
         return None
 
     def need(self, items) -> frozenset[str] | None:
-        """Necessary literals of a sequence: of all the ways to pick them (a stretch of
-        items whose strings are few, or one item's own necessary literals), the cheapest."""
+        """Necessary literals of a sequence: the cheapest set of ``all_needs``."""
         key = id(items)
         if key not in self._need:
-            self._need[key] = self._cheapest(items)
+            self._need[key] = min(self.all_needs(items), key=self.cost, default=None)
         return self._need[key]
-
-    def _cheapest(self, items) -> frozenset[str] | None:
-        whole = self.exact(items)
-        if whole is not None and "" not in whole:
-            return whole
-        strings = [self._item_strings(item) for item in items]  # each item's strings, when few
-        candidates = _stretches(strings)
-        for (op, av), options in zip(items, strings):
-            if options is None:
-                candidates.append(self._item_need(op, av))
-        candidates = [c for c in candidates if c and "" not in c]
-        return min(candidates, key=self.cost) if candidates else None
 
     def all_needs(self, items) -> list[frozenset[str]]:
         """Every necessary literal set this walk finds in a sequence: each stretch of
-        few strings, and those inside each group or repeated item it holds (a match of
-        the sequence matches all of them)."""
+        items whose strings are few, and those inside each group or repeated item it
+        holds (a match of the sequence matches all of them); for an alternation, the
+        union of its branches' cheapest sets."""
         whole = self.exact(items)
         if whole is not None and "" not in whole:
             return [whole]
-        strings = [self._item_strings(item) for item in items]
+        strings = [self._item_strings(item) for item in items]  # each item's strings, when few
         found = _stretches(strings)
         for (op, av), options in zip(items, strings):
             if options is not None:
-                continue
+                continue  # its strings are in the stretches
             if op is sre.SUBPATTERN:
                 found.extend(self.all_needs(av[3]))
             elif op is sre.ATOMIC_GROUP:
                 found.extend(self.all_needs(av))
             elif op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
                 found.extend(self.all_needs(av[2]))
-            else:
-                found.append(self._item_need(op, av))
+            elif op is sre.BRANCH:
+                found.append(_union((self.need(alt) for alt in av[1]), _MAX_LITERALS))
         return [f for f in found if f and "" not in f]
-
-    def _item_need(self, op, av) -> frozenset[str] | None:
-        if op is sre.SUBPATTERN:
-            return self.need(av[3])
-        if op is sre.ATOMIC_GROUP:
-            return self.need(av)
-        if op is sre.BRANCH:
-            return _union((self.need(alt) for alt in av[1]), _MAX_LITERALS)
-        if op in (sre.MAX_REPEAT, sre.MIN_REPEAT, sre.POSSESSIVE_REPEAT) and av[0] >= 1:
-            return self.need(av[2])
-        return None
 
 
 def _stretches(strings: list) -> list[frozenset[str]]:

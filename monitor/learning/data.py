@@ -39,7 +39,8 @@ SHIPPED_SETS = (
     "bench/data/blind3_utterances.jsonl",
     "bench/data/blind4_utterances.jsonl",
 )
-# Never training data: the blind set that scores the model, and the one that scores the rules.
+# Never training data: the blind set that scores the model, and the sets whose first look
+# scores the rules.
 FORBIDDEN_PREFIXES = ("blind12", "blind16", "blind18", "blind22", "blind23", "blind24")
 
 

@@ -155,7 +155,7 @@ def calibrate(directory: Path | str | None, files: list[Path], floor: float = DE
             held_out.append({"file": labels[index], "threshold": chosen, **_measure(outside, chosen)})
         result_rules[rule.id] = {
             "category": rule.category,
-            "examples": rule.similar_leaf().matcher.digest,
+            "examples": rule.similar_leaf.matcher.digest,
             "threshold": threshold,
             "all_files": _measure(points, threshold),
             "held_out": held_out,

@@ -161,7 +161,7 @@ def _nearest_miss(engine: Engine, record: dict, category: str) -> dict:
         for rule in engine.pack.turn_rules:
             if rule.category != category:
                 continue
-            if rule.similar_leaf() is not None:
+            if rule.similar_leaf is not None:
                 if speaker != "debtor":
                     hit = engine.similarity(rule, analysed, raised, speaker)
                     if hit is not None and (similarity is None or hit.score > similarity[1]):
