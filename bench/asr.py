@@ -31,7 +31,6 @@ import json
 import os
 import platform
 import re
-import resource
 import subprocess
 import sys
 import time
@@ -120,6 +119,7 @@ def main() -> int:
 
 def run_child(engine: str, compute_type: str, files: list[Path], threads: int, beam_size: int | None,
               device: str = "cpu", batch_size: int = 8) -> dict:
+    from monitor.runs.executor import peak_rss_mb
     from monitor.speech import transcribe
     from monitor.speech.audio import load_recording
 
@@ -151,14 +151,11 @@ def run_child(engine: str, compute_type: str, files: list[Path], threads: int, b
         else:
             errors += score[0]
             reference_chars += score[1]
-    # ru_maxrss is in kilobytes on Linux (bytes on macOS).
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    peak_mb = peak / (1024 * 1024) if sys.platform == "darwin" else peak / 1024
     return {
         "audio_seconds": audio_seconds,
         "wall_seconds": wall_seconds,
         "load_seconds": load_seconds,
-        "peak_rss_mb": peak_mb,
+        "peak_rss_mb": peak_rss_mb(),  # this child's own, not the parent's
         "cer": errors / reference_chars if scored and reference_chars else None,
     }
 

@@ -137,8 +137,19 @@ def _cap_threads(threads: int | None) -> None:
             os.environ[name] = str(threads)
 
 
-def _peak_rss_mb() -> float:
-    # ru_maxrss is in kilobytes on Linux (bytes on macOS; the pool is for Linux servers).
+def peak_rss_mb() -> float:
+    """This worker's own peak resident memory. Not ru_maxrss: a spawned child starts
+    with its parent's peak there (the kernel folds the parent's high-water mark in at
+    exec), so a worker started by a large process would report that process's memory.
+    VmHWM belongs to the worker's own address space."""
+    try:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024  # kB
+    except OSError:
+        pass
+    # No /proc: ru_maxrss, in kilobytes on Linux (bytes on macOS; the pool is for Linux servers).
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -196,7 +207,7 @@ def _worker_main(number: int, options: AsrOptions, tasks, urgent, results) -> No
             ahead = following
         (path, side), recording = current
         outcome = transcribe_job(path, options, side, recording)
-        results.put(("done", number, outcome, _peak_rss_mb()))
+        results.put(("done", number, outcome, peak_rss_mb()))
     decoder.shutdown(wait=False)
     # Results nobody reads (a coordinator gone) must not keep this process alive.
     results.cancel_join_thread()
