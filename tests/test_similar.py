@@ -207,6 +207,20 @@ def test_choose_threshold_keeps_the_precision_floor():
     assert choose_threshold(points[:MIN_TRUE_POSITIVES - 1], 0.5) is None  # too few to tell
 
 
+def test_a_threshold_never_admits_a_turn_nearer_a_counter_example():
+    """A turn scored "not like them" (nearer a lawful counter-example) stays out even where
+    every anchored turn is right, and the report warns when the threshold takes all the
+    scored turns."""
+    from monitor.runs.calibration import UNLIKE_SCORE, report
+
+    points = [Scored(0, s, True) for s in (0.95, 0.93, 0.91)] + [Scored(0, UNLIKE_SCORE, True)]
+    assert choose_threshold(points, 0.97) == 0.91
+    entry = {"category": "threat", "threshold": 0.91, "admits_every_scored_turn": True, "held_out": [],
+             "all_files": {"anchored": 4, "positives": 4, "precision": 1.0, "recall": 0.75}}
+    assert "admits every scored turn" in report({"rules": {"r": entry}})
+    assert "warning" not in report({"rules": {"r": {**entry, "admits_every_scored_turn": False}}})
+
+
 def _labelled(path: Path, rows) -> Path:
     path.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     return path

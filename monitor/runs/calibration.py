@@ -28,6 +28,11 @@ from monitor.errors import InputError
 
 DEFAULT_FLOOR = 0.97
 MIN_TRUE_POSITIVES = 3  # below this a precision estimate is noise
+# The score the engine gives a turn nearer to a lawful counter-example than to any
+# example ("not like them"). No threshold may admit it: on data where the anchor alone
+# keeps the floor, the lowest score would otherwise become the threshold, and every
+# anchored turn would fire, those the counter-examples were written for included.
+UNLIKE_SCORE = 0.0
 _CODE = [Path(__file__), Path(__file__).parents[1] / "detection" / "embedding.py",
          Path(__file__).parents[1] / "detection" / "engine.py"]
 
@@ -66,10 +71,11 @@ def labelled_turns(path: Path):
 
 def choose_threshold(points: list[Scored], floor: float) -> float | None:
     """The lowest score s such that the turns scoring ≥ s have precision ≥ ``floor``
-    (with at least MIN_TRUE_POSITIVES of them right); None when no score does."""
+    (with at least MIN_TRUE_POSITIVES of them right); None when no score does. A turn
+    scored UNLIKE_SCORE is never admitted."""
     best = None
     tp = fp = 0
-    ordered = sorted(points, key=lambda p: -p.score)
+    ordered = sorted((p for p in points if p.score > UNLIKE_SCORE), key=lambda p: -p.score)
     for i, point in enumerate(ordered):
         tp += point.positive
         fp += not point.positive
@@ -153,10 +159,16 @@ def calibrate(directory: Path | str | None, files: list[Path], floor: float = DE
             outside = [p for p in points if p.file == index]
             chosen = _above(choose_threshold(inside, floor), above)
             held_out.append({"file": labels[index], "threshold": chosen, **_measure(outside, chosen)})
+        scored_like = [p.score for p in points if p.score > UNLIKE_SCORE]
         result_rules[rule.id] = {
             "category": rule.category,
             "examples": rule.similar_leaf.matcher.digest,
             "threshold": threshold,
+            # The threshold takes every scored turn: on this data the anchor alone keeps
+            # the floor and the examples decide nothing, so unseen speech is not measured
+            # by it. The report says so; more labelled lawful turns near the anchor help.
+            "admits_every_scored_turn": threshold is not None and bool(scored_like)
+            and threshold <= min(scored_like),
             "all_files": _measure(points, threshold),
             "held_out": held_out,
         }
@@ -208,6 +220,10 @@ def report(document: dict) -> str:
         rows.append(f"{rule_id} ({entry['category']}): threshold {entry['threshold']}, "
                     f"{whole['anchored']} anchored turns, {whole['positives']} positive; "
                     f"on all files precision {whole['precision']} recall {whole['recall']}")
+        if entry.get("admits_every_scored_turn"):
+            rows.append("  warning: the threshold admits every scored turn (the anchor alone keeps the "
+                        "floor on this data); the examples decide nothing here, so check the held-out "
+                        "rows and add labelled lawful turns near the anchor before trusting it")
         rows.append(f"  {'held-out file':52} {'thresh':>7} {'anch':>5} {'pos':>4} {'tp':>4} {'fp':>4} {'prec':>6} {'rec':>6}")
         for h in entry["held_out"]:
             thresh = "-" if h["threshold"] is None else f"{h['threshold']:.4f}"
