@@ -207,6 +207,9 @@ _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 # reached a calibrated threshold shared at least 3, and about 60% of anchored turns share
 # fewer, so the model runs on less than half as many turns for the same findings.
 _MIN_SHARED_BIGRAMS = 3
+# The score of a turn nearer to a lawful counter-example than to any example: "not like
+# them", whatever the threshold (calibration never picks a threshold that admits it).
+UNLIKE_SCORE = 0.0
 
 
 def _bigrams(text: str) -> frozenset:
@@ -492,7 +495,7 @@ class Engine:
             nearest_unlike = int(np.argmax(scores[n:])) if matcher.unlike else None
             if nearest_unlike is not None and scores[n + nearest_unlike] >= scores[best]:
                 # Nearer to a lawful counter-example than to any example: not like them.
-                hit = SimilarHit(0.0, matcher.unlike[nearest_unlike], window)
+                hit = SimilarHit(UNLIKE_SCORE, matcher.unlike[nearest_unlike], window)
             else:
                 hit = SimilarHit(round(float(scores[best]), 4), matcher.examples[best], window)
             break

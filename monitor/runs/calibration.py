@@ -22,17 +22,12 @@ from pathlib import Path
 
 from monitor import __version__
 from monitor.detection.embedding import MODEL_NAME, Embedder
-from monitor.detection.engine import Engine
+from monitor.detection.engine import UNLIKE_SCORE, Engine
 from monitor.detection.rules import CALIBRATION_FILE, CALIBRATION_FORMAT, load_rules
 from monitor.errors import InputError
 
 DEFAULT_FLOOR = 0.97
 MIN_TRUE_POSITIVES = 3  # below this a precision estimate is noise
-# The score the engine gives a turn nearer to a lawful counter-example than to any
-# example ("not like them"). No threshold may admit it: on data where the anchor alone
-# keeps the floor, the lowest score would otherwise become the threshold, and every
-# anchored turn would fire, those the counter-examples were written for included.
-UNLIKE_SCORE = 0.0
 _CODE = [Path(__file__), Path(__file__).parents[1] / "detection" / "embedding.py",
          Path(__file__).parents[1] / "detection" / "engine.py"]
 
@@ -72,7 +67,9 @@ def labelled_turns(path: Path):
 def choose_threshold(points: list[Scored], floor: float) -> float | None:
     """The lowest score s such that the turns scoring ≥ s have precision ≥ ``floor``
     (with at least MIN_TRUE_POSITIVES of them right); None when no score does. A turn
-    scored UNLIKE_SCORE is never admitted."""
+    scored UNLIKE_SCORE is never admitted: on data where the anchor alone keeps the floor,
+    the lowest score would otherwise become the threshold, and the turns the rule's
+    counter-examples were written for would fire."""
     best = None
     tp = fp = 0
     ordered = sorted((p for p in points if p.score > UNLIKE_SCORE), key=lambda p: -p.score)
