@@ -212,7 +212,8 @@ def test_a_wide_regex_is_screened_branch_by_branch_with_the_same_answer():
     pattern = re.compile(r"(?<!让)上门|登门|(去|到)(你|您)家|[a-c|]x|\(|站(在)?你|(?:派人)去")
     matcher = RegexMatcher.build(pattern)
     assert len(matcher.screen) == 7
-    texts = ["明天上门", "让上门", "去您家", "b x", "|x", "(", "站在你家", "派人去", "没事", "让上门,登门去你家"]
+    texts = ["明天上门", "让上门", "去您家", "b x", "|x", "(", "站在你家", "派人去", "没事", "让上门,登门去你家",
+             "上门上门", "站你站在你家", "去你家去您家登门"]
     for text in texts:
         turn = Analysed(text, text, tuple(text), None)
         whole = pattern.search(text)

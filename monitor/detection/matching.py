@@ -364,32 +364,64 @@ def search_parts(pattern: re.Pattern) -> tuple[re.Pattern, ...]:
 class RegexMatcher(Matcher):
     pattern: re.Pattern
     screen: tuple[re.Pattern, ...] = ()
+    # A pattern that can match nothing at all is run the plain way (finditer's rules
+    # for empty matches are not worth copying).
+    _may_be_empty: bool = False
 
     @staticmethod
     def build(pattern: re.Pattern) -> "RegexMatcher":
-        return RegexMatcher(pattern, search_parts(pattern))
+        return RegexMatcher(pattern, search_parts(pattern), pattern.fullmatch("") is not None)
 
-    def _first_start(self, text: Analysed) -> int | None:
-        """Where the first match can start (None: nowhere), from the parts alone: the
-        common case, answered in C. A part the turn's characters rule out (see
-        screen.py: the engine leaves the screen bits the turn meets in its memo) is not
-        searched."""
-        norm = text.norm
+    def _plan(self, text: Analysed) -> list:
+        """The parts to search: those the turn's characters do not rule out (the engine
+        leaves each wide regex's parts with their screen bits, and the bits the turn
+        meets, in the turn's memo; see screen.py)."""
         screen = text.memo.get(PART_SCREEN)
         plan = screen[0].get(self.pattern.pattern) if screen is not None else None
         if plan is None:
             plan = [(part, 0) for part in self.screen or (self.pattern,)]
         met = screen[1] if screen is not None else 0
+        return [part for part, mask in plan if mask & met == mask]
+
+    def _first_start(self, text: Analysed) -> int | None:
+        """Where the first match can start (None: nowhere), from the parts alone: the
+        common case, answered in C. A part the turn's characters rule out is not
+        searched."""
+        norm = text.norm
         first = None
-        for part, mask in plan:
-            if mask & met != mask:
-                continue
+        for part in self._plan(text):
             found = part.search(norm)
             if found is not None and (first is None or found.start() < first):
                 first = found.start()
         return first
 
     def _spans(self, text: Analysed) -> list[Span]:
+        if len(self.screen) < 2 or self._may_be_empty:
+            return self._plain_spans(text)
+        norm = text.norm
+        # A wide alternation matches at a position exactly where one of its parts does.
+        # Running it at every position after the first is what is slow (each position
+        # tries every branch), so it is tried only where some part matches, skipping
+        # the positions inside a match as finditer would.
+        starts = set()
+        for part in self._plan(text):
+            found = part.search(norm)
+            while found is not None:
+                starts.add(found.start())
+                found = part.search(norm, found.start() + 1)
+        spans, resume = [], 0
+        for start in sorted(starts):
+            if start < resume:
+                continue
+            m = self.pattern.match(norm, start)
+            if m is not None:
+                if m.end() == m.start():
+                    return self._plain_spans(text)
+                spans.append(m.span())
+                resume = m.end()
+        return spans
+
+    def _plain_spans(self, text: Analysed) -> list[Span]:
         first = self._first_start(text)
         if first is None:
             return []
