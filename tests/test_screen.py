@@ -2,7 +2,9 @@
 derives from regexes are really necessary, and screening never changes what a leaf
 finds."""
 
+import functools
 import json
+import operator
 from pathlib import Path
 
 import pytest
@@ -77,11 +79,31 @@ def test_screened_signals_are_the_signals_of_every_leaf_searched(engine):
     assert screened_out > 0.5 * len(lines) * len(leaves)
 
 
+def test_visiting_only_the_triggered_groups_finds_what_visiting_every_group_finds(engine):
+    """A group of conjunctions is skipped when the turn lacks its first leaf's rarest
+    grams; the signals are those found by visiting every group, and most are skipped."""
+    from monitor.detection.matching import PART_SCREEN
+
+    lines = []
+    for name in ("probe_utterances.jsonl", "kinds_utterances.jsonl"):
+        text = (Path(__file__).parent / "data" / name).read_text(encoding="utf-8")
+        lines += [json.loads(line)["text"] for line in text.splitlines() if line.strip()]
+    every_group = functools.reduce(operator.or_, engine._screens.trigger_bits.values(), 0)
+    visited = 0
+    for text in lines:
+        found = []
+        for triggers in (None, every_group):
+            analysed = engine.pack.analyser.analyse(text)
+            met, met_triggers = engine._screens.met_and_triggers(analysed)
+            analysed.memo[PART_SCREEN] = (engine._screens.plans, met)
+            found.append(engine._needed_signals(analysed, met, met_triggers if triggers is None else triggers))
+        assert found[0] == found[1], text
+        visited += len(engine._untriggered) + bin(met_triggers).count("1")
+    assert visited < 0.3 * len(lines) * len(engine._needs)
+
+
 def test_the_index_reads_a_turn_as_its_grams_would(engine):
     """``met`` walks the turn once; it must give the bits of every gram of the turn."""
-    import functools
-    import operator
-
     from monitor.detection.screen import turn_grams
 
     index = engine._screens

@@ -289,18 +289,36 @@ def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> lis
 # Screens by rule-set version and leaves: building them parses every regex, and engines
 # of one rule set are made again and again (checks, calibration, tests).
 _SCREENS: dict[tuple, ScreenIndex] = {}
+_ODDS: dict[str, GramOdds] = {}
+_LEAF_SCREENS: dict[tuple, dict] = {}
 
 
-def _screen_index(pack: RulePack, leaves: list[Leaf]) -> ScreenIndex:
+def _odds(pack: RulePack) -> GramOdds:
+    # the rarest character pairs are judged from the rules' own example turns
+    odds = _ODDS.get(pack.version)
+    if odds is None:
+        odds = _ODDS[pack.version] = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
+                                              for example in rule.examples for _, text in example.turns)
+    return odds
+
+
+def _leaf_screens(pack: RulePack, leaves: list[Leaf]) -> dict:
     key = (pack.version, tuple(leaf.signal for leaf in leaves))
+    screens = _LEAF_SCREENS.get(key)
+    if screens is None:
+        odds = _odds(pack)
+        screens = _LEAF_SCREENS[key] = {leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}
+    return screens
+
+
+def _screen_index(pack: RulePack, leaves: list[Leaf], triggers: tuple[str, ...] = ()) -> ScreenIndex:
+    key = (pack.version, tuple(leaf.signal for leaf in leaves), triggers)
     index = _SCREENS.get(key)
     if index is None:
-        # the rarest character pairs are judged from the rules' own example turns
-        odds = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
-                        for example in rule.examples for _, text in example.turns)
+        odds = _odds(pack)
         regexes = [regex for leaf in leaves for regex in wide_regexes(leaf.matcher)]
         parts = {part.pattern: pattern_screen(part, odds) for regex in regexes for part in regex.screen}
-        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}, parts, regexes)
+        index = _SCREENS[key] = ScreenIndex(_leaf_screens(pack, leaves), parts, regexes, triggers)
     return index
 
 
@@ -353,7 +371,12 @@ class Engine:
         self._similar = _similar_plans(pack) if similarity else []
         # Which leaves a turn's characters already rule out (see screen.py): each group
         # of conjunctions, and each conjunction, with the screen bits its leaves need.
-        self._screens = _screen_index(pack, self._leaves)
+        groups = _lexical_needs(pack, similarity, self._leaves)
+        screens = _leaf_screens(pack, self._leaves)
+        # Groups opened by a leaf with a screen are visited only when the turn meets that
+        # leaf's first gram set (its trigger); the others on every turn.
+        triggers = tuple(first.signal for first, _ in groups if first is not None and screens[first.signal])
+        self._screens = _screen_index(pack, self._leaves, triggers)
         # Every way a turn fact can meet a rule's pattern (either side of an `after`),
         # by a signal it needs: a turn that meets none is not asserted (see scan).
         self._patterns: dict[str, list[tuple[str, tuple[str, ...], frozenset, frozenset]]] = {}
@@ -367,8 +390,12 @@ class Engine:
             (first, masks[first.signal] if first else 0,
              [(needed, functools.reduce(operator.or_, (masks[leaf.signal] for leaf in needed), 0), absent)
               for needed, absent in rest])
-            for first, rest in _lexical_needs(pack, similarity, self._leaves)
+            for first, rest in groups
         ]
+        trigger_bits = self._screens.trigger_bits
+        self._untriggered = [group for group in self._needs if group[0] is None or group[0].signal not in trigger_bits]
+        self._triggered = {trigger_bits[group[0].signal]: group for group in self._needs
+                           if group[0] is not None and group[0].signal in trigger_bits}
         self._embedder = embedder
         self._example_vectors: dict[str, np.ndarray] = {}
         self._vectors_lock = threading.Lock()
@@ -404,14 +431,14 @@ class Engine:
         # The screen bits the turn meets: a leaf (or a regex part, see matching.py)
         # whose mask has a bit outside them cannot match. (Tested as ``mask & met !=
         # mask``: the complement of a wide integer is negative, and slow to AND.)
-        met = self._screens.met(analysed)
+        met, triggers = self._screens.met_and_triggers(analysed)
         analysed.memo[PART_SCREEN] = (self._screens.plans, met)
         if complete:
             masks = self._screens.masks
             found = {leaf.signal for leaf in self._leaves
                      if masks[leaf.signal] & met == masks[leaf.signal] and leaf.matcher.find(analysed, leaf.guards)}
         else:
-            found = self._needed_signals(analysed, met)
+            found = self._needed_signals(analysed, met, triggers)
         raised = [_ALWAYS, *sorted(found, key=self._leaf_order.__getitem__)]
         if self._similar and speaker != "debtor" and len(raised) > 1:
             present = set(raised)
@@ -424,7 +451,16 @@ class Engine:
                     raised.append(plan.leaf.signal)
         return raised
 
-    def _needed_signals(self, analysed: Analysed, met: int) -> set[str]:
+    def _groups_met(self, triggers: int):
+        """The groups of conjunctions a turn may meet: those without a trigger, and those
+        whose trigger bit is among ``triggers`` (see ``ScreenIndex.met_and_triggers``)."""
+        yield from self._untriggered
+        while triggers:
+            low = triggers & -triggers
+            yield self._triggered[low]
+            triggers ^= low
+
+    def _needed_signals(self, analysed: Analysed, met: int, triggers: int) -> set[str]:
         seen: dict[str, bool] = {}
         masks = self._screens.masks
 
@@ -439,7 +475,7 @@ class Engine:
                 hit = seen[leaf.signal] = bool(spans)
             return hit
 
-        for first, first_mask, rest in self._needs:
+        for first, first_mask, rest in self._groups_met(triggers):
             if first_mask & met != first_mask or (first is not None and not present(first)):
                 continue  # every conjunction that starts with this leaf is out
             for needed, mask, absent in rest:

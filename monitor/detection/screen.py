@@ -49,11 +49,22 @@ class ScreenIndex:
     bit, and a turn's grams, looked up once each, give the bits of the sets it meets."""
 
     def __init__(self, screens: dict[str, Screen], parts: dict[str, Screen] | None = None,
-                 regexes: list[RegexMatcher] = ()):
+                 regexes: list[RegexMatcher] = (), triggers: tuple[str, ...] = ()):
         """``screens`` by leaf signal; ``parts``, by pattern, the screens of the parts a
-        wide regex is searched in (see ``regex_parts``); ``regexes``, those wide regexes."""
+        wide regex is searched in (see ``regex_parts``); ``regexes``, those wide regexes;
+        ``triggers``, the leaves whose first gram set ``met_and_triggers`` reports, one
+        bit each in this order (the leaves that open the engine's groups of conjunctions:
+        it visits only the groups whose trigger the turn meets, instead of testing each
+        group's mask in turn)."""
         self._bits: dict[frozenset, int] = {}
         self._index: dict = {}
+        # gram -> the trigger bits of the leaves whose first gram set holds it
+        triggered: dict = {}
+        self.trigger_bits = {}
+        for n, signal in enumerate(triggers):
+            self.trigger_bits[signal] = 1 << n
+            for gram in (screens.get(signal) or (frozenset(),))[0]:
+                triggered[gram] = triggered.get(gram, 0) | 1 << n
         self.masks = {signal: self._mask(screen) for signal, screen in screens.items()}
         self.part_masks = {pattern: mask for pattern, screen in (parts or {}).items() if (mask := self._mask(screen))}
         # Each wide regex's parts with their screen bits (0: never ruled out), by the
@@ -61,17 +72,22 @@ class ScreenIndex:
         # part. (By pattern, not by object: equal patterns have equal parts.)
         self.plans = {regex.pattern.pattern: tuple((part, self.part_masks.get(part.pattern, 0)) for part in regex.screen)
                       for regex in regexes}
-        # The index by a gram's first character (or key): [bits of that one alone, {the
-        # second: bits of the pair}], so a turn is read once, pairs built only as found.
+        # The index by a gram's first character (or key): [bits of that one alone, its
+        # trigger bits, {the second: [bits of the pair, its trigger bits]}], so a turn is
+        # read once, pairs built only as found.
         self._chars: dict[str, list] = {}
         self._keys: dict[str, list] = {}
-        for gram, bits in self._index.items():
+        for gram in self._index.keys() | triggered.keys():
+            bits, trigger = self._index.get(gram, 0), triggered.get(gram, 0)
             table = self._keys if isinstance(gram, tuple) else self._chars
-            entry = table.setdefault(gram[0], [0, {}])
+            entry = table.setdefault(gram[0], [0, 0, {}])
             if len(gram) == 1:
                 entry[0] |= bits
+                entry[1] |= trigger
             else:
-                entry[1][gram[1]] = entry[1].get(gram[1], 0) | bits
+                pair = entry[2].setdefault(gram[1], [0, 0])
+                pair[0] |= bits
+                pair[1] |= trigger
 
     def _mask(self, screen: Screen) -> int:
         mask = 0
@@ -87,19 +103,28 @@ class ScreenIndex:
         """The bits of the gram sets this turn meets (those of every gram in
         ``turn_grams(text)``): a leaf may match only if its mask's bits are all among
         them."""
-        bits = 0
+        return self.met_and_triggers(text)[0]
+
+    def met_and_triggers(self, text: Analysed) -> tuple[int, int]:
+        """``met``, and the trigger bits of the leaves whose first gram set the turn
+        meets (a leaf whose trigger is not met cannot match)."""
+        bits = triggers = 0
         for sequence, table in ((text.norm, self._chars), (text.keys, self._keys)):
             pairs = None  # the pairs that start with the previous item
             for item in sequence:
                 if pairs is not None:
-                    bits |= pairs.get(item, 0)
+                    pair = pairs.get(item)
+                    if pair is not None:
+                        bits |= pair[0]
+                        triggers |= pair[1]
                 entry = table.get(item)
                 if entry is None:
                     pairs = None
                 else:
                     bits |= entry[0]
-                    pairs = entry[1]
-        return bits
+                    triggers |= entry[1]
+                    pairs = entry[2]
+        return bits, triggers
 
 
 class GramOdds:
