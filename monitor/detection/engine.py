@@ -289,36 +289,19 @@ def _lexical_needs(pack: RulePack, similarity: bool, lexical: list[Leaf]) -> lis
 # Screens by rule-set version and leaves: building them parses every regex, and engines
 # of one rule set are made again and again (checks, calibration, tests).
 _SCREENS: dict[tuple, ScreenIndex] = {}
-_ODDS: dict[str, GramOdds] = {}
-_LEAF_SCREENS: dict[tuple, dict] = {}
-
-
-def _odds(pack: RulePack) -> GramOdds:
-    # the rarest character pairs are judged from the rules' own example turns
-    odds = _ODDS.get(pack.version)
-    if odds is None:
-        odds = _ODDS[pack.version] = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
-                                              for example in rule.examples for _, text in example.turns)
-    return odds
-
-
-def _leaf_screens(pack: RulePack, leaves: list[Leaf]) -> dict:
-    key = (pack.version, tuple(leaf.signal for leaf in leaves))
-    screens = _LEAF_SCREENS.get(key)
-    if screens is None:
-        odds = _odds(pack)
-        screens = _LEAF_SCREENS[key] = {leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}
-    return screens
 
 
 def _screen_index(pack: RulePack, leaves: list[Leaf], triggers: tuple[str, ...] = ()) -> ScreenIndex:
     key = (pack.version, tuple(leaf.signal for leaf in leaves), triggers)
     index = _SCREENS.get(key)
     if index is None:
-        odds = _odds(pack)
+        # the rarest character pairs are judged from the rules' own example turns
+        odds = GramOdds(pack.analyser.analyse(text).norm for rule in pack.turn_rules
+                        for example in rule.examples for _, text in example.turns)
         regexes = [regex for leaf in leaves for regex in wide_regexes(leaf.matcher)]
         parts = {part.pattern: pattern_screen(part, odds) for regex in regexes for part in regex.screen}
-        index = _SCREENS[key] = ScreenIndex(_leaf_screens(pack, leaves), parts, regexes, triggers)
+        index = _SCREENS[key] = ScreenIndex({leaf.signal: screen_for(leaf.matcher, odds) for leaf in leaves}, parts,
+                                            regexes, triggers)
     return index
 
 
@@ -372,11 +355,9 @@ class Engine:
         # Which leaves a turn's characters already rule out (see screen.py): each group
         # of conjunctions, and each conjunction, with the screen bits its leaves need.
         groups = _lexical_needs(pack, similarity, self._leaves)
-        screens = _leaf_screens(pack, self._leaves)
-        # Groups opened by a leaf with a screen are visited only when the turn meets that
+        # A group opened by a leaf with a screen is visited only when the turn meets that
         # leaf's first gram set (its trigger); the others on every turn.
-        triggers = tuple(first.signal for first, _ in groups if first is not None and screens[first.signal])
-        self._screens = _screen_index(pack, self._leaves, triggers)
+        self._screens = _screen_index(pack, self._leaves, tuple(first.signal for first, _ in groups if first is not None))
         # Every way a turn fact can meet a rule's pattern (either side of an `after`),
         # by a signal it needs: a turn that meets none is not asserted (see scan).
         self._patterns: dict[str, list[tuple[str, tuple[str, ...], frozenset, frozenset]]] = {}

@@ -52,19 +52,20 @@ class ScreenIndex:
                  regexes: list[RegexMatcher] = (), triggers: tuple[str, ...] = ()):
         """``screens`` by leaf signal; ``parts``, by pattern, the screens of the parts a
         wide regex is searched in (see ``regex_parts``); ``regexes``, those wide regexes;
-        ``triggers``, the leaves whose first gram set ``met_and_triggers`` reports, one
-        bit each in this order (the leaves that open the engine's groups of conjunctions:
-        it visits only the groups whose trigger the turn meets, instead of testing each
-        group's mask in turn)."""
+        ``triggers``, leaves whose first gram set ``met_and_triggers`` reports, one bit
+        each (``trigger_bits``) for those with a screen (the leaves that open the engine's
+        groups of conjunctions: it visits only the groups whose trigger the turn meets,
+        instead of testing each group's mask in turn)."""
         self._bits: dict[frozenset, int] = {}
         self._index: dict = {}
         # gram -> the trigger bits of the leaves whose first gram set holds it
         triggered: dict = {}
         self.trigger_bits = {}
-        for n, signal in enumerate(triggers):
-            self.trigger_bits[signal] = 1 << n
-            for gram in (screens.get(signal) or (frozenset(),))[0]:
-                triggered[gram] = triggered.get(gram, 0) | 1 << n
+        for signal in triggers:
+            if screens.get(signal):  # a leaf without a screen cannot be ruled out
+                bit = self.trigger_bits[signal] = 1 << len(self.trigger_bits)
+                for gram in screens[signal][0]:
+                    triggered[gram] = triggered.get(gram, 0) | bit
         self.masks = {signal: self._mask(screen) for signal, screen in screens.items()}
         self.part_masks = {pattern: mask for pattern, screen in (parts or {}).items() if (mask := self._mask(screen))}
         # Each wide regex's parts with their screen bits (0: never ruled out), by the
