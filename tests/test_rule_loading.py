@@ -220,3 +220,42 @@ def test_a_wide_regex_is_screened_branch_by_branch_with_the_same_answer():
         # the first match can start where the first match of the whole pattern starts
         assert matcher._first_start(turn) == (whole.start() if whole else None), text
         assert matcher.unguarded(turn, None) == [m.span() for m in pattern.finditer(text)], text
+
+
+PHRASES_RULE = GOOD_RULE.replace("  terms: [蠢货]", "  phrases: insults_said")
+OTHER_PHRASES_RULE = PHRASES_RULE.replace("id: abuse-demo", "id: abuse-other").replace(
+    "fire: [你个蠢货]", "fire: [你这个瓜怂]")
+
+
+def _phrases(folder: Path, name: str, patterns: str) -> None:
+    (folder / "phrases").mkdir(exist_ok=True)
+    (folder / f"phrases/{name}.yaml").write_text(
+        f"name: {name}\ndescription: demo\npatterns:\n{patterns}", encoding="utf-8")
+
+
+def test_a_phrase_file_is_one_set_of_patterns_shared_by_several_rules(tmp_path):
+    folder = write_pack(tmp_path, {"abuse-demo.yaml": PHRASES_RULE, "abuse-other.yaml": OTHER_PHRASES_RULE})
+    (folder / "lexicons/dialect.yaml").write_text(_lexicon("dialect", "terms: [瓜怂]\n"), encoding="utf-8")
+    _phrases(folder, "insults_said", "  - '你个蠢货'\n  - '你这个({dialect})'\n")
+    engine = load_engine(folder)  # both rules' examples run
+    signals = engine.signals("你这个瓜怂")
+    assert "abuse-demo/1" in signals and "abuse-other/1" in signals
+    assert not {"abuse-demo/1", "abuse-other/1"} & set(engine.signals("您好"))
+    # a pattern added once reaches every rule that names the file, and the version moves
+    before = engine.pack.version
+    _phrases(folder, "insults_said", "  - '你个蠢货'\n  - '你这个({dialect})'\n  - '你个憨包'\n")
+    engine = load_engine(folder)
+    assert {"abuse-demo/1", "abuse-other/1"} <= set(engine.signals("你个憨包"))
+    assert engine.pack.version != before
+
+
+def test_a_bad_phrase_file_or_an_unknown_name_is_located(tmp_path):
+    folder = write_pack(tmp_path, {"abuse-demo.yaml": PHRASES_RULE,
+                                   "abuse-other.yaml": OTHER_PHRASES_RULE.replace("insults_said", "no_such_file")})
+    _phrases(folder, "insults_said", "  - '你个蠢货'\n  - '(瓜怂'\n  - '你这个{no_lexicon}'\n")
+    with pytest.raises(RuleError) as info:
+        load_rules(folder)
+    text = str(info.value)
+    assert "insults_said.yaml:5: patterns[1]: invalid regular expression" in text
+    assert "insults_said.yaml:6: patterns[2]: unknown lexicon {no_lexicon}" in text
+    assert "abuse-other.yaml:8: match.phrases: unknown phrase file no_such_file" in text

@@ -1,4 +1,4 @@
-"""Load and validate the rule pack (rules/*.yaml + rules/lexicons/*.yaml).
+"""Load and validate the rule pack (rules/*.yaml + rules/lexicons/*.yaml + rules/phrases/*.yaml).
 
 Every problem is collected, located (file:line) and reported at once: a broken rule stops
 start-up, it is never skipped. The format is documented in rules/README.md. The boolean
@@ -153,11 +153,31 @@ LEXICON_SCHEMA = {
     },
 }
 
+PHRASES_DIR = "phrases"
+# A phrase file: named regular expressions that several rules share, so that one kind of
+# speech raising two categories (decision rule 2: public exposure is threat and
+# third_party) is written once and cannot drift apart between the two rules.
+def _list_file_schema(key: str) -> dict:
+    """A shared file that is a name, a description and one non-empty list of strings."""
+    return {
+        "type": "object",
+        "additionalProperties": False,
+        "required": ["name", "description", key],
+        "properties": {
+            "name": {"type": "string", "pattern": r"^[a-z0-9_]+$"},
+            "description": {"type": "string"},
+            key: {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
+        },
+    }
+
+
+PHRASES_SCHEMA = _list_file_schema("patterns")
+
 _LEXICON_REF = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 # Conversation-signal conditions (monitor.speech.signals): true or false of a turn or
 # of the whole call, never of the words; they combine with word matchers like any leaf.
 _SIGNAL_KEYS = ("raised_voice", "overtalk_share")
-_EXPR_KEYS = ("lexicon", "terms", "regex", "near", "all", "any", "not", "similar") + _SIGNAL_KEYS
+_EXPR_KEYS = ("lexicon", "terms", "regex", "phrases", "near", "all", "any", "not", "similar") + _SIGNAL_KEYS
 
 # `similar:` example-sentence files (rules/similar/NAME.yaml) and the thresholds that
 # `monitor rules calibrate` computes for similar leaves (see rules/README.md).
@@ -165,16 +185,7 @@ SIMILAR_DIR = "similar"
 CALIBRATION_FILE = "calibration.json"
 CALIBRATION_FORMAT = 1
 
-SENTENCES_SCHEMA = {
-    "type": "object",
-    "additionalProperties": False,
-    "required": ["name", "description", "sentences"],
-    "properties": {
-        "name": {"type": "string", "pattern": r"^[a-z0-9_]+$"},
-        "description": {"type": "string"},
-        "sentences": {"type": "array", "minItems": 1, "items": {"type": "string", "minLength": 1}},
-    },
-}
+SENTENCES_SCHEMA = _list_file_schema("sentences")
 
 
 # --- the compiled form -------------------------------------------------------------------
@@ -311,7 +322,7 @@ def _has_positive(tree) -> bool:
 
 def _anchored(tree) -> bool:
     """Whether every way ``tree`` can hold requires a lexical leaf (lexicon, terms,
-    regex, near) to match: the anchor a `similar:` leaf needs beside it."""
+    regex, phrases, near) to match: the anchor a `similar:` leaf needs beside it."""
     if isinstance(tree, Leaf):
         return not is_similar(tree)
     if isinstance(tree, AnyOf):
@@ -397,19 +408,28 @@ def _schema_problems(document, schema, path: Path, problems: _Problems) -> bool:
     return not errors
 
 
-def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
-    lexicons: dict[str, _Lexicon] = {}
-    includes: dict[str, tuple] = {}
-    for path in sorted((directory / "lexicons").glob("*.yaml")):
+def _named_documents(folder: Path, schema: dict, problems: _Problems):
+    """Each valid YAML file of a shared folder (lexicons, phrases, similar sentences) and
+    its document; a syntax or schema error, or a name that is not the file name, is a
+    problem located in that file, and the file is left out."""
+    for path in sorted(folder.glob("*.yaml")):
         try:
             doc = yamlfile.load(path)
         except yamlfile.YamlSyntaxError as exc:
             problems.add(path, exc.line, str(exc))
             continue
-        if not _schema_problems(doc, LEXICON_SCHEMA, path, problems):
+        if not _schema_problems(doc, schema, path, problems):
             continue
         if doc["name"] != path.stem:
             problems.add(path, doc.key_lines["name"], f"name '{doc['name']}' must equal the file name '{path.stem}'")
+            continue
+        yield path, doc
+
+
+def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
+    lexicons: dict[str, _Lexicon] = {}
+    includes: dict[str, tuple] = {}
+    for path, doc in _named_documents(directory / "lexicons", LEXICON_SCHEMA, problems):
         default_pinyin = doc.get("pinyin", False)
         lexicon = _Lexicon(doc["name"], [], [])
         for item in doc.get("terms", ()):
@@ -428,6 +448,51 @@ def _load_lexicons(directory: Path, problems: _Problems) -> dict[str, _Lexicon]:
     for lexicon in lexicons.values():
         lexicon.matcher = TermsMatcher.build(lexicon.terms, lexicon.pinyin_terms, lexicon.exceptions)
     return lexicons
+
+
+def compile_pattern(pattern: str, lexicons: dict) -> tuple[re.Pattern | None, str | None]:
+    """One regex of a rule or phrase file, compiled as the matcher sees it; or the
+    problem with it. Text is matched in simplified characters, so the pattern is
+    converted too (揾 for 搵; OpenCC leaves the ASCII regex syntax alone), and each
+    {lexicon_name} stands for that lexicon's exact spellings."""
+    unknown = None
+
+    def replace(m: re.Match) -> str:
+        nonlocal unknown
+        lexicon = lexicons.get(m.group(1))
+        if lexicon is None:
+            unknown = unknown or m.group(1)
+            return m.group(0)
+        return alternation(lexicon.terms)
+
+    expanded = _LEXICON_REF.sub(replace, to_simplified(pattern))
+    if unknown:
+        return None, f"unknown lexicon {{{unknown}}} (no rules/lexicons/{unknown}.yaml)"
+    try:
+        compiled = re.compile(expanded)
+    except re.error as exc:
+        return None, f"invalid regular expression: {exc}"
+    if compiled.search(""):
+        return None, "pattern matches the empty string"
+    return compiled, None
+
+
+def _load_phrases(directory: Path, lexicons: dict, problems: _Problems) -> dict[str, RegexMatcher]:
+    """rules/phrases/*.yaml: each file one matcher of its patterns' alternatives. A bad
+    pattern is a problem at its own line of the phrase file."""
+    phrases: dict[str, RegexMatcher] = {}
+    for path, doc in _named_documents(directory / PHRASES_DIR, PHRASES_SCHEMA, problems):
+        patterns = doc["patterns"]
+        good = True
+        for i, pattern in enumerate(patterns):
+            _, problem = compile_pattern(pattern, lexicons)
+            if problem:
+                problems.add(path, patterns.item_lines[i], f"patterns[{i}]: {problem}")
+                good = False
+        if good:
+            joined, _ = compile_pattern("|".join(f"(?:{p})" for p in patterns), lexicons)
+            phrases[doc["name"]] = RegexMatcher.build(joined)
+    return phrases
 
 
 def _merge_exceptions(into: dict, more: dict) -> None:
@@ -469,10 +534,11 @@ class _ExprCompiler:
     """Turns one rule's ``match``/``unless``/``after`` mappings into expression trees."""
 
     def __init__(self, rule_id: str, path: Path, lexicons: dict, guards: Guards, problems: _Problems,
-                 similar: "_SimilarContext | None" = None):
+                 similar: "_SimilarContext | None" = None, phrases: dict | None = None):
         self.rule_id = rule_id
         self.path = path
         self.lexicons = lexicons
+        self.phrases = phrases or {}
         self.guards = guards
         self.problems = problems
         self.similar = similar
@@ -607,21 +673,6 @@ class _ExprCompiler:
             return None
         return SignalCondition("overtalk_share", float(at_least))
 
-    def expand_lexicons(self, pattern: str) -> tuple[str, str | None]:
-        """Replace each {lexicon_name} in a regex with a group of that lexicon's terms
-        (exact spellings only; pinyin matching needs the `lexicon` matcher)."""
-        unknown = None
-
-        def replace(m: re.Match) -> str:
-            nonlocal unknown
-            lexicon = self.lexicons.get(m.group(1))
-            if lexicon is None:
-                unknown = unknown or m.group(1)
-                return m.group(0)
-            return alternation(lexicon.terms)
-
-        return _LEXICON_REF.sub(replace, pattern), unknown
-
     def matcher(self, node, kind, value, line, where) -> Matcher | None:
         if kind == "lexicon":
             names = [value] if isinstance(value, str) else value
@@ -655,21 +706,16 @@ class _ExprCompiler:
             if not isinstance(value, str) or not value:
                 self.problems.add(self.path, line, f"{where}.regex: expected a pattern string or a list of them")
                 return None
-            # Text is matched in simplified characters, so the pattern is converted too
-            # (揾 for 搵); OpenCC leaves the ASCII regex syntax alone.
-            value, unknown = self.expand_lexicons(to_simplified(value))
-            if unknown:
-                self.problems.add(self.path, line, f"{where}.regex: unknown lexicon {{{unknown}}} (no rules/lexicons/{unknown}.yaml)")
-                return None
-            try:
-                pattern = re.compile(value)
-            except re.error as exc:
-                self.problems.add(self.path, line, f"{where}.regex: invalid regular expression: {exc}")
-                return None
-            if pattern.search(""):
-                self.problems.add(self.path, line, f"{where}.regex: pattern matches the empty string")
+            pattern, problem = compile_pattern(value, self.lexicons)
+            if problem:
+                self.problems.add(self.path, line, f"{where}.regex: {problem}")
                 return None
             return RegexMatcher.build(pattern)
+        if kind == "phrases":
+            if not isinstance(value, str) or value not in self.phrases:
+                self.problems.add(self.path, line, f"{where}.phrases: unknown phrase file {value} (no valid rules/{PHRASES_DIR}/{value}.yaml)")
+                return None
+            return self.phrases[value]
         if kind == "near":
             within = node.get("within")
             if not isinstance(value, list) or len(value) != 2 or not isinstance(within, int) or within < 0:
@@ -677,9 +723,9 @@ class _ExprCompiler:
                 return None
             parts = []
             for i, sub in enumerate(value):
-                sub_keys = [k for k in sub if k in ("lexicon", "terms", "regex", "near")] if isinstance(sub, dict) else []
+                sub_keys = [k for k in sub if k in ("lexicon", "terms", "regex", "phrases", "near")] if isinstance(sub, dict) else []
                 if len(sub_keys) != 1:
-                    self.problems.add(self.path, getattr(sub, "line", line), f"{where}.near[{i}]: each side is one lexicon, terms, regex or near")
+                    self.problems.add(self.path, getattr(sub, "line", line), f"{where}.near[{i}]: each side is one lexicon, terms, regex, phrases or near")
                     return None
                 part = self.matcher(sub, sub_keys[0], sub[sub_keys[0]], getattr(sub, "line", line), f"{where}.near[{i}]")
                 if part is None:
@@ -701,10 +747,12 @@ def describe_leaf(node, kind: str) -> str:
     if kind == "regex":
         text = str(value)
         return "regex: " + (text if len(text) <= 40 else text[:40] + "…")
+    if kind == "phrases":
+        return f"phrases: {value}"
     if kind == "near":
         sides = []
         for side in value:
-            side_kind = next((k for k in ("lexicon", "terms", "regex", "near") if k in side), None)
+            side_kind = next((k for k in ("lexicon", "terms", "regex", "phrases", "near") if k in side), None)
             sides.append(describe_leaf(side, side_kind) if side_kind else "?")
         return f"near({' ~ '.join(sides)})"
     if kind == "similar":
@@ -735,17 +783,7 @@ class _SimilarContext:
         self.problems = problems
         self.calibrating = calibrating
         self._sentences: dict[str, list[str]] = {}
-        for path in sorted((directory / SIMILAR_DIR).glob("*.yaml")):
-            try:
-                doc = yamlfile.load(path)
-            except yamlfile.YamlSyntaxError as exc:
-                problems.add(path, exc.line, str(exc))
-                continue
-            if not _schema_problems(doc, SENTENCES_SCHEMA, path, problems):
-                continue
-            if doc["name"] != path.stem:
-                problems.add(path, doc.key_lines["name"], f"name '{doc['name']}' must equal the file name '{path.stem}'")
-                continue
+        for _, doc in _named_documents(directory / SIMILAR_DIR, SENTENCES_SCHEMA, problems):
             self._sentences[doc["name"]] = [normalise(t) for t in doc["sentences"]]
         self.calibration = self._read_calibration()
 
@@ -852,7 +890,8 @@ def _examples(doc, path: Path, is_call_rule: bool, problems: _Problems) -> tuple
     return tuple(found)
 
 
-def _load_rule(path: Path, lexicons: dict, problems: _Problems, similar: _SimilarContext | None = None) -> Rule | None:
+def _load_rule(path: Path, lexicons: dict, problems: _Problems, similar: _SimilarContext | None = None,
+               phrases: dict | None = None) -> Rule | None:
     try:
         doc = yamlfile.load(path)
     except yamlfile.YamlSyntaxError as exc:
@@ -880,7 +919,7 @@ def _load_rule(path: Path, lexicons: dict, problems: _Problems, similar: _Simila
         quotation=guards_doc.get("quotation", True),
         allow=tuple(normalise(a) for a in doc.get("allow", ())),
     )
-    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems, similar)
+    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems, similar, phrases)
     match = unless = after = call = None
     if has_match:
         match = compiler.compile(doc["match"], "match")
@@ -930,10 +969,11 @@ def collect_rules(directory: Path | str | None = None, calibrating: bool = False
     if not directory.is_dir():
         return None, [RuleProblem(str(directory), None, "rules folder not found")]
     lexicons = _load_lexicons(directory, problems)
+    phrases = _load_phrases(directory, lexicons, problems)
     similar = _SimilarContext(directory, problems, calibrating)
     rules = []
     for path in rule_files(directory):
-        rule = _load_rule(path, lexicons, problems, similar)
+        rule = _load_rule(path, lexicons, problems, similar, phrases)
         if rule is not None:
             rules.append(rule)
     if not rules:
@@ -943,7 +983,8 @@ def collect_rules(directory: Path | str | None = None, calibrating: bool = False
     digest = hashlib.sha256()
     # The version covers the similar-example files and the calibration file too: a new
     # threshold is a new rule set.
-    versioned = [*rule_files(directory), *(directory / "lexicons").glob("*.yaml"), *(directory / SIMILAR_DIR).glob("*.yaml")]
+    versioned = [*rule_files(directory), *(directory / "lexicons").glob("*.yaml"),
+                 *(directory / PHRASES_DIR).glob("*.yaml"), *(directory / SIMILAR_DIR).glob("*.yaml")]
     if (directory / CALIBRATION_FILE).exists():
         versioned.append(directory / CALIBRATION_FILE)
     for path in sorted(versioned):
