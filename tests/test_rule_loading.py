@@ -10,6 +10,7 @@ from monitor.cli import main
 from monitor.errors import RuleError
 from monitor.detection.rules import load_rules
 from monitor.detection.examples import load_engine
+from monitor.models import Call, Turn
 
 from .conftest import REPO
 
@@ -259,3 +260,40 @@ def test_a_bad_phrase_file_or_an_unknown_name_is_located(tmp_path):
     assert "insults_said.yaml:5: patterns[1]: invalid regular expression" in text
     assert "insults_said.yaml:6: patterns[2]: unknown lexicon {no_lexicon}" in text
     assert "abuse-other.yaml:8: match.phrases: unknown phrase file no_such_file" in text
+
+
+def test_match_of_raises_a_second_category_from_one_written_match(tmp_path):
+    threat = GOOD_RULE.replace("id: abuse-demo", "id: threat-post").replace("category: abuse", "category: threat").replace(
+        "  terms: [蠢货]", "  regex: '发(到)?(你的?)?朋友圈'").replace("fire: [你个蠢货]", "fire: [明天发你朋友圈]")
+    third = GOOD_RULE.replace("id: abuse-demo", "id: third-party-post").replace("category: abuse", "category: third_party").replace(
+        "  terms: [蠢货]", "  any:\n    - match_of: threat-post\n    - terms: [群发给你的联系人]").replace(
+        "fire: [你个蠢货]", "fire: [明天发你朋友圈, 群发给你的联系人]").replace(
+        "examples:", "unless:\n  terms: [不会]\nexamples:")
+    engine = load_engine(write_pack(tmp_path, {"threat-post.yaml": threat, "third-party-post.yaml": third}))
+    rules = lambda text: {(f.rule, f.category) for f in engine.scan(Call("c", (Turn("collector", text),))).findings}
+    assert rules("今晚就发到你朋友圈") == {("threat-post", "threat"), ("third-party-post", "third_party")}
+    assert rules("我们群发给你的联系人") == {("third-party-post", "third_party")}
+    assert rules("今晚就发到你朋友圈，不会吧") == {("threat-post", "threat")}  # each rule keeps its own unless
+
+
+def test_match_of_an_unknown_rule_itself_or_a_chain_is_located(tmp_path):
+    named = lambda rid, target: GOOD_RULE.replace("id: abuse-demo", f"id: {rid}").replace(
+        "  terms: [蠢货]", f"  any:\n    - match_of: {target}\n    - terms: [蠢货]")
+    folder = write_pack(tmp_path, {
+        "abuse-demo.yaml": GOOD_RULE.replace("  terms: [蠢货]", "  regex: '(蠢货'"),
+        "abuse-a.yaml": named("abuse-a", "abuse-nothing"),
+        "abuse-b.yaml": named("abuse-b", "abuse-b"),
+        "abuse-c.yaml": named("abuse-c", "abuse-d"),
+        "abuse-d.yaml": named("abuse-d", "abuse-demo"),
+        "abuse-e.yaml": named("abuse-e", "abuse-demo"),
+    })
+    with pytest.raises(RuleError) as info:
+        load_rules(folder)
+    text = str(info.value)
+    assert "abuse-a.yaml:9: match.any[0].match_of: unknown rule abuse-nothing" in text
+    assert "abuse-b.yaml:9: match.any[0].match_of: abuse-b: a rule may not name its own match" in text
+    # naming a match that itself names another is refused where it is named
+    assert "abuse-c.yaml:9: match.any[0].match_of: abuse-d names another rule's match itself" in text
+    # the broken regex is reported once, in its own file; the rules naming it say so
+    assert text.count("invalid regular expression") == 1
+    assert "abuse-e.yaml:9: match.any[0].match_of: abuse-demo does not load (see its own problems)" in text

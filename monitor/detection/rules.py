@@ -177,7 +177,7 @@ _LEXICON_REF = re.compile(r"\{([a-z_][a-z0-9_]*)\}")
 # Conversation-signal conditions (monitor.speech.signals): true or false of a turn or
 # of the whole call, never of the words; they combine with word matchers like any leaf.
 _SIGNAL_KEYS = ("raised_voice", "overtalk_share")
-_EXPR_KEYS = ("lexicon", "terms", "regex", "phrases", "near", "all", "any", "not", "similar") + _SIGNAL_KEYS
+_EXPR_KEYS = ("lexicon", "terms", "regex", "phrases", "match_of", "near", "all", "any", "not", "similar") + _SIGNAL_KEYS
 
 # `similar:` example-sentence files (rules/similar/NAME.yaml) and the thresholds that
 # `monitor rules calibrate` computes for similar leaves (see rules/README.md).
@@ -330,6 +330,21 @@ def _anchored(tree) -> bool:
     if isinstance(tree, AllOf):
         return any(_anchored(item) for item in tree.items)
     return False
+
+
+def _names_match_of(node) -> bool:
+    """Whether a rule file's expression (as written) uses match_of anywhere."""
+    if isinstance(node, dict):
+        return "match_of" in node or any(_names_match_of(v) for v in node.values())
+    if isinstance(node, list):
+        return any(_names_match_of(v) for v in node)
+    return False
+
+
+def _leaves_of(tree) -> list:
+    found: list = []
+    _collect_leaves(tree, found)
+    return found
 
 
 def _collect_leaves(tree, found: list, skip_negated: bool = False) -> None:
@@ -534,11 +549,13 @@ class _ExprCompiler:
     """Turns one rule's ``match``/``unless``/``after`` mappings into expression trees."""
 
     def __init__(self, rule_id: str, path: Path, lexicons: dict, guards: Guards, problems: _Problems,
-                 similar: "_SimilarContext | None" = None, phrases: dict | None = None):
+                 similar: "_SimilarContext | None" = None, phrases: dict | None = None,
+                 rule_documents: dict | None = None):
         self.rule_id = rule_id
         self.path = path
         self.lexicons = lexicons
         self.phrases = phrases or {}
+        self.rule_documents = rule_documents or {}  # rule id -> (path, document), for match_of
         self.guards = guards
         self.problems = problems
         self.similar = similar
@@ -583,6 +600,8 @@ class _ExprCompiler:
             return (AllOf if kind == "all" else AnyOf)(tuple(items))
         if kind == "similar":
             return self.similar_leaf(node, value, key_line, where, parent)
+        if kind == "match_of":
+            return self.match_of(value, key_line, where, parent)
         if kind == "not":
             # What excludes a turn is evidence against a finding: a denial or a quote
             # must not hide it (in "她说让您回电" the call-back request still counts).
@@ -605,6 +624,37 @@ class _ExprCompiler:
             return None
         self.count += 1
         return Leaf(f"{self.rule_id}/{self.count}", matcher, self.guards, describe_leaf(node, kind))
+
+    def match_of(self, rule_id, line, where: str, parent: str | None):
+        """Another rule's `match`, compiled as part of this rule (with this rule's guards
+        and leaf ids): one kind of speech that raises two categories (decision rule 2:
+        public exposure is threat and third_party) is written once, in one rule."""
+        target = self.rule_documents.get(rule_id) if isinstance(rule_id, str) else None
+        if target is None or not isinstance(target[1], dict) or "match" not in target[1]:
+            self.problems.add(self.path, line, f"{where}.match_of: unknown rule {rule_id} (no rules/{rule_id}.yaml with a 'match')")
+            return None
+        if rule_id == self.rule_id:
+            self.problems.add(self.path, line, f"{where}.match_of: {rule_id}: a rule may not name its own match")
+            return None
+        path, document = target
+        if _names_match_of(document["match"]):
+            self.problems.add(self.path, line, f"{where}.match_of: {rule_id} names another rule's match itself; name the rule whose match is written out")
+            return None
+        # Problems inside the other rule's match are that rule's to report, once, at its own lines.
+        before = len(self.problems.items)
+        own_path, self.path = self.path, path
+        try:
+            tree = self.compile(document["match"], "match", parent)
+        finally:
+            self.path = own_path
+        if len(self.problems.items) > before:
+            del self.problems.items[before:]
+            self.problems.add(self.path, line, f"{where}.match_of: {rule_id} does not load (see its own problems)")
+            return None
+        if tree is not None and any(is_similar(leaf) for leaf in _leaves_of(tree)):
+            self.problems.add(self.path, line, f"{where}.match_of: {rule_id} uses similar: (its threshold is calibrated for that rule alone)")
+            return None
+        return tree
 
     def similar_leaf(self, node, value, line, where: str, parent: str | None):
         if parent != "all" or not where.startswith("match"):
@@ -890,13 +940,19 @@ def _examples(doc, path: Path, is_call_rule: bool, problems: _Problems) -> tuple
     return tuple(found)
 
 
-def _load_rule(path: Path, lexicons: dict, problems: _Problems, similar: _SimilarContext | None = None,
-               phrases: dict | None = None) -> Rule | None:
-    try:
-        doc = yamlfile.load(path)
-    except yamlfile.YamlSyntaxError as exc:
-        problems.add(path, exc.line, str(exc))
-        return None
+def _read_rule_documents(directory: Path, problems: _Problems) -> dict[str, tuple[Path, object]]:
+    """Every rule file's document by file name; a syntax error is a problem at its line."""
+    documents = {}
+    for path in rule_files(directory):
+        try:
+            documents[path.stem] = (path, yamlfile.load(path))
+        except yamlfile.YamlSyntaxError as exc:
+            problems.add(path, exc.line, str(exc))
+    return documents
+
+
+def _load_rule(path: Path, doc, lexicons: dict, problems: _Problems, similar: _SimilarContext | None = None,
+               phrases: dict | None = None, rule_documents: dict | None = None) -> Rule | None:
     if not isinstance(doc, dict):
         problems.add(path, None, "a rule file must be a YAML mapping")
         return None
@@ -919,7 +975,7 @@ def _load_rule(path: Path, lexicons: dict, problems: _Problems, similar: _Simila
         quotation=guards_doc.get("quotation", True),
         allow=tuple(normalise(a) for a in doc.get("allow", ())),
     )
-    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems, similar, phrases)
+    compiler = _ExprCompiler(doc["id"], path, lexicons, guards, problems, similar, phrases, rule_documents)
     match = unless = after = call = None
     if has_match:
         match = compiler.compile(doc["match"], "match")
@@ -971,9 +1027,10 @@ def collect_rules(directory: Path | str | None = None, calibrating: bool = False
     lexicons = _load_lexicons(directory, problems)
     phrases = _load_phrases(directory, lexicons, problems)
     similar = _SimilarContext(directory, problems, calibrating)
+    documents = _read_rule_documents(directory, problems)
     rules = []
-    for path in rule_files(directory):
-        rule = _load_rule(path, lexicons, problems, similar, phrases)
+    for path, doc in documents.values():
+        rule = _load_rule(path, doc, lexicons, problems, similar, phrases, documents)
         if rule is not None:
             rules.append(rule)
     if not rules:
