@@ -223,6 +223,13 @@ def test_a_wide_regex_is_screened_branch_by_branch_with_the_same_answer():
         assert matcher.unguarded(turn, None) == [m.span() for m in pattern.finditer(text)], text
 
 
+def problems_of(folder: Path) -> str:
+    """The located problems that stop the pack in ``folder`` from loading, as one text."""
+    with pytest.raises(RuleError) as info:
+        load_rules(folder)
+    return str(info.value)
+
+
 PHRASES_RULE = GOOD_RULE.replace("  terms: [蠢货]", "  phrases: insults_said")
 OTHER_PHRASES_RULE = PHRASES_RULE.replace("id: abuse-demo", "id: abuse-other").replace(
     "fire: [你个蠢货]", "fire: [你这个瓜怂]")
@@ -254,9 +261,7 @@ def test_a_bad_phrase_file_or_an_unknown_name_is_located(tmp_path):
     folder = write_pack(tmp_path, {"abuse-demo.yaml": PHRASES_RULE,
                                    "abuse-other.yaml": OTHER_PHRASES_RULE.replace("insults_said", "no_such_file")})
     _phrases(folder, "insults_said", "  - '你个蠢货'\n  - '(瓜怂'\n  - '你这个{no_lexicon}'\n")
-    with pytest.raises(RuleError) as info:
-        load_rules(folder)
-    text = str(info.value)
+    text = problems_of(folder)
     assert "insults_said.yaml:5: patterns[1]: invalid regular expression" in text
     assert "insults_said.yaml:6: patterns[2]: unknown lexicon {no_lexicon}" in text
     assert "abuse-other.yaml:8: match.phrases: unknown phrase file no_such_file" in text
@@ -287,9 +292,7 @@ def test_match_of_an_unknown_rule_itself_or_a_chain_is_located(tmp_path):
         "abuse-d.yaml": named("abuse-d", "abuse-demo"),
         "abuse-e.yaml": named("abuse-e", "abuse-demo"),
     })
-    with pytest.raises(RuleError) as info:
-        load_rules(folder)
-    text = str(info.value)
+    text = problems_of(folder)
     assert "abuse-a.yaml:9: match.any[0].match_of: unknown rule abuse-nothing" in text
     assert "abuse-b.yaml:9: match.any[0].match_of: abuse-b: a rule may not name its own match" in text
     # naming a match that itself names another is refused where it is named
