@@ -159,6 +159,19 @@ def test_phrase_pauses_and_guards_in_unpunctuated_transcripts(engine):
     assert "threat" not in categories("您刚才说要去我单位闹")
 
 
+def test_a_denial_typed_in_pinyin_denies_like_the_characters(engine):
+    """Chat-style transcripts type a denial in pinyin; it cancels the match as 不会 does,
+    and an A-not-A question in pinyin still denies nothing."""
+    def categories(text):
+        return {f.category for f in engine.scan(call(("collector", text))).findings}
+
+    assert "third_party" in categories("再不还我们就联系你老婆")
+    assert "third_party" not in categories("放心，我们 bu hui 联系你老婆")
+    assert "third_party" not in categories("我们buhui联系你老婆的")
+    assert "threat" in categories("明天我们就去你单位找你领导")
+    assert "threat" not in categories("我们 jue bu 会去你单位找你领导")
+
+
 def test_an_a_not_a_question_inside_a_match_denies_nothing(engine):
     """Inside a matched phrase, 不能 / 没有 deny it, but 能不能 / 有没有 ask a question."""
     import re

@@ -92,7 +92,8 @@ class Guards:
         m = _CLAUSE_BREAK.search(norm, end)
         clause_end = m.start() if m else len(norm)
         clause = norm[clause_start:clause_end]
-        if self.negation and _INNER_NEGATION.search(clause) and not _DOUBLE_NEGATIVE_ANYWHERE.search(clause):
+        denial = _hanzi_negations(clause)
+        if self.negation and _INNER_NEGATION.search(denial) and not _DOUBLE_NEGATIVE_ANYWHERE.search(denial):
             return False
         if self.quotation:
             if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
@@ -122,10 +123,11 @@ class Guards:
         clause_start = _clause_start(norm, start)
         before = norm[clause_start:start]
         if self.negation:
-            rhetorical = _RHETORICAL_BEFORE.search(before) and _RHETORICAL_AFTER.search(norm[end:])
-            if (_negated(before, norm[start]) and not rhetorical) or _DENIED_AFTER.search(norm[end:]):
+            denial_before, after = _hanzi_negations(before), _hanzi_negations(norm[end:])
+            rhetorical = _RHETORICAL_BEFORE.search(denial_before) and _RHETORICAL_AFTER.search(after)
+            if (_negated(denial_before, norm[start]) and not rhetorical) or _DENIED_AFTER.search(after):
                 return False
-            if inner and _INNER_NEGATION.search(norm[start:end]):
+            if inner and _INNER_NEGATION.search(_hanzi_negations(norm[start:end])):
                 return False
         if self.quotation:
             if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
@@ -136,6 +138,30 @@ class Guards:
 
 
 _DOUBLE_NEGATIVE_ANYWHERE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)")
+
+# A denial typed in pinyin ("我们 bu hui 联系你家人", "mei you 去过你单位") is read as the
+# characters it stands for, so every cue above applies to it; A-not-A questions (hui bu hui)
+# are mapped whole and stay questions.
+_PINYIN_NEGATIONS = {
+    "hui bu hui": "会不会", "neng bu neng": "能不能", "shi bu shi": "是不是", "yao bu yao": "要不要",
+    "you mei you": "有没有", "bu ke neng": "不可能", "cong lai bu": "从来不", "bu hui": "不会",
+    "bu neng": "不能", "bu shi": "不是", "bu yao": "不要", "mei you": "没有", "jue bu": "绝不",
+    "cong bu": "从不", "bu yong": "不用", "bu zai": "不再",
+}
+_PINYIN_NEGATION = re.compile(  # syllables written apart or together; longest first
+    r"(?<![a-z])("
+    + "|".join(k.replace(" ", " ?") for k in sorted(_PINYIN_NEGATIONS, key=len, reverse=True))
+    + r")(?![a-z]) ?"
+)
+_NEGATION_BY_LETTERS = {k.replace(" ", ""): v for k, v in _PINYIN_NEGATIONS.items()}
+_LATIN = re.compile(r"[a-z]")
+
+
+def _hanzi_negations(text: str) -> str:
+    """``text`` with pinyin denials written as characters (see _PINYIN_NEGATIONS)."""
+    if not _LATIN.search(text):
+        return text
+    return _PINYIN_NEGATION.sub(lambda m: _NEGATION_BY_LETTERS[m.group(1).replace(" ", "")], text)
 
 
 def _quoted(before: str) -> bool:
