@@ -25,14 +25,16 @@ _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 # 我们不是法院, 也不会让您转到任何个人账户. Bare 不 is not a cue on its own: in
 # "不还钱就去你单位" it negates something else.
 NEGATION_CUE = re.compile(
-    r"(不会|不能|不可能|不可以|不是|没有|并不|并没|绝不|绝对不|从不|从来不|从没|不要(?!脸|face)|"
+    r"(不会|不能|不可能|不可以|不是|没有(?!钱)|并不|并没|绝不|绝对不|从不|从来不|从没|不要(?!脸|face)|"
     r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准|"
     r"不兴|不搞|不让|不叫|不给|不会让|不可|唔好|唔会|唔系|唔使|唔准|唔可以)"
     r"[^,.!?;:]{0,8}$"
 )
 # 不要脸 is a word of abuse, not 不要 denying what follows: 跟他说他养了个不要脸的老赖.
 # 没 and 别 deny only what follows them closely.
-_SHORT_NEGATION = re.compile(r"(没|别|莫|甭|冇)[^,.!?;:]{0,4}$")
+# 没钱 / 没有钱 ("having no money") names the debtor's state and denies nothing after it:
+# 没钱就去卖肾 is a demand, not a denial.
+_SHORT_NEGATION = re.compile(r"(没(?!有?钱)|别|莫|甭|冇)[^,.!?;:]{0,4}$")
 # ... and a bare 不 only right after a subject or adverb: 我们不收现金, 我们从来不收.
 _BARE_NOT_AFTER = "们我司都也来绝并决律咱俺"
 # "别以为我们不会去" is a double negative: still a threat.
