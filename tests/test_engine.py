@@ -189,3 +189,17 @@ def test_an_a_not_a_question_inside_a_match_denies_nothing(engine):
     assert found("你有没有让你妈帮你还")
     assert not found("你不能让你妈帮你还")
     assert not found("你没有让你妈帮你还")
+
+
+def test_dialect_denials_and_a_report_of_an_earlier_call_deny_the_act(engine):
+    """Shanghainese 勿会 and Hokkien 袂 deny like 不会; a collector relating what another
+    said on an earlier call (他上回讲要去你屋头) reports it and does not say it."""
+    def categories(text):
+        return {f.category for f in engine.scan(call(("collector", text))).findings}
+
+    assert "threat" in categories("阿拉明朝就到侬屋里厢来")
+    assert "threat" not in categories("阿拉勿会到侬屋里厢来的，侬放心")
+    assert "threat" in categories("阮明仔载就去恁兜")
+    assert "threat" not in categories("阮袂去恁兜，你放心")
+    assert "threat" in categories("我们下周就去你屋头")
+    assert "threat" not in categories("他上回讲要去你屋头，这不是我们公司的做法")

@@ -54,3 +54,8 @@ def test_token_boundaries_and_index():
     assert analysed.token_index(0) == 0
     assert analysed.on_token_boundaries(0, 2)
     assert not analysed.on_token_boundaries(1, 3)
+
+
+def test_normalise_reads_hokkien_you_as_ni_but_not_in_place_names():
+    assert normalise("汝这个无路用的货") == "你这个无路用的货"
+    assert normalise("汝州的网点") == "汝州的网点"

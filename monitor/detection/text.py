@@ -37,6 +37,9 @@ _IS_CJK = re.compile(rf"[{_CJK}]")
 _MASK_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}])\s*[*_~-]\s*(?=[{_CJK}])")
 # ASCII single quotes next to Chinese text quote words as “” do ('我是公安局的'); in
 # Latin text they stay apostrophes.
+# Hokkien and Teochew write "you" as 汝 (汝这个无路用的货, 阮敲电话予汝老爸); read as 你 so
+# every rule's pronoun covers it. Not in place names (汝州, 汝阳, 汝南).
+_DIALECT_YOU = re.compile(r"汝(?![州阳南宁城窑瓷水河])")
 _SINGLE_QUOTE = re.compile(rf"(?<=[{_CJK}])'|'(?=[{_CJK}])")
 
 # Punctuation NFKC leaves alone, mapped to one ASCII form each. Quotes become '"' so the
@@ -69,12 +72,13 @@ def normalise(text: str) -> str:
     """The form every rule matches on.
 
     Simplified characters, half-width letters and digits (NFKC), one punctuation form,
+    Hokkien 汝 read as 你,
     lower case, no spaces between Chinese characters (Whisper and some ASR engines
     space them out: "傻 逼") except a pause between phrases, which becomes ",", no
     single masking mark between them ("傻*逼"), other whitespace runs collapsed to one
     space.
     """
-    text = to_simplified(text)
+    text = _DIALECT_YOU.sub("你", to_simplified(text))
     text = unicodedata.normalize("NFKC", text).translate(_PUNCT).lower()
     text = _SINGLE_QUOTE.sub('"', _MASK_BETWEEN_CJK.sub("", text))
     text = _PHRASE_PAUSE.sub(",", text)
