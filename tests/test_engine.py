@@ -30,6 +30,11 @@ def call(*turns, **meta) -> Call:
     return Call(id=meta.pop("id", "c"), turns=tuple(Turn(s, t) for s, t in turns), **meta)
 
 
+def collector_categories(engine):
+    """The categories the engine finds in one collector turn, as a function of its text."""
+    return lambda text: {f.category for f in engine.scan(call(("collector", text))).findings}
+
+
 def test_debtor_words_are_never_findings(engine):
     result = engine.scan(call(("debtor", "你个傻逼，信不信我弄死你，转我微信")))
     assert result.findings == ()
@@ -150,8 +155,7 @@ def test_phrase_pauses_and_guards_in_unpunctuated_transcripts(engine):
     assert normalise("我不是来催您的 我是街道办的") == "我不是来催您的,我是街道办的"
     assert normalise("你 个 老 赖") == "你个老赖"
 
-    def categories(text):
-        return {f.category for f in engine.scan(call(("collector", text))).findings}
+    categories = collector_categories(engine)
 
     assert "third_party" in categories("你不是怕你老婆知道吗？不还我就告诉她")
     assert "third_party" not in categories("我们不会联系你老婆")
@@ -162,8 +166,7 @@ def test_phrase_pauses_and_guards_in_unpunctuated_transcripts(engine):
 def test_a_denial_typed_in_pinyin_denies_like_the_characters(engine):
     """Chat-style transcripts type a denial in pinyin; it cancels the match as 不会 does,
     and an A-not-A question in pinyin still denies nothing."""
-    def categories(text):
-        return {f.category for f in engine.scan(call(("collector", text))).findings}
+    categories = collector_categories(engine)
 
     assert "third_party" in categories("再不还我们就联系你老婆")
     assert "third_party" not in categories("放心，我们 bu hui 联系你老婆")
@@ -194,8 +197,7 @@ def test_an_a_not_a_question_inside_a_match_denies_nothing(engine):
 def test_dialect_denials_and_a_report_of_an_earlier_call_deny_the_act(engine):
     """Shanghainese 勿会 and Hokkien 袂 deny like 不会; a collector relating what another
     said on an earlier call (他上回讲要去你屋头) reports it and does not say it."""
-    def categories(text):
-        return {f.category for f in engine.scan(call(("collector", text))).findings}
+    categories = collector_categories(engine)
 
     assert "threat" in categories("阿拉明朝就到侬屋里厢来")
     assert "threat" not in categories("阿拉勿会到侬屋里厢来的，侬放心")
