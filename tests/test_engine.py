@@ -205,3 +205,11 @@ def test_dialect_denials_and_a_report_of_an_earlier_call_deny_the_act(engine):
     assert "threat" not in categories("阮袂去恁兜，你放心")
     assert "threat" in categories("我们下周就去你屋头")
     assert "threat" not in categories("他上回讲要去你屋头，这不是我们公司的做法")
+
+
+def test_a_bare_not_that_opens_a_clause_denies_it(engine):
+    """A list of what we do not do (不上门、不找你家里人) denies each item; a 不 that
+    belongs to the condition (不还就找你家里人) denies nothing."""
+    categories = collector_categories(engine)
+    assert "third_party" not in categories("你放心，咱这边不上门、不找你家里人，就跟你本人唠")
+    assert "third_party" in categories("不还就找你家里人")

@@ -188,6 +188,10 @@ def _negated(before: str, first: str = "") -> bool:
     # 我们是不会打扰的): the 不 before it denies it
     if before.endswith("不") and first in _MODAL_AFTER_NOT:
         return True
+    # a bare 不 that opens the clause, as in a list of things we do not do:
+    # 咱这边不上门、不找你家里人
+    if before == "不":
+        return True
     if _SHORT_NEGATION.search(before):
         return not _DOUBLE_NEGATIVE.search(before)
     cue = NEGATION_CUE.search(before)
