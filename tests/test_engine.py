@@ -6,6 +6,8 @@ from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from pathlib import Path
 
+import pytest
+
 from monitor.detection.engine import Engine
 from monitor.models import Call, Turn
 from monitor.detection.rules import load_rules
@@ -213,3 +215,23 @@ def test_a_bare_not_that_opens_a_clause_denies_it(engine):
     categories = collector_categories(engine)
     assert "third_party" not in categories("你放心，咱这边不上门、不找你家里人，就跟你本人唠")
     assert "third_party" in categories("不还就找你家里人")
+
+
+
+SPEAKERS_OWN_WORDS = [
+    # a word in scare quotes inside the speaker's own sentence is no quotation
+    ('你的事我们已经"温馨提示"过你几个亲戚了', "third_party", True),
+    ('你说"我们联系你亲戚"，那是你自己说的', "third_party", False),
+    # 你说要是… opens a hypothetical, not a report
+    ("你说要是你老婆单位的人都收到一条短信，说她老公欠钱不还，她脸往哪放？", "threat", True),
+    # the debtor's insult repeated back is theirs
+    ("您骂我傻逼我也理解，咱们还是把还款的事定下来", "abuse", False),
+    ("你个傻逼，还钱", "abuse", True),
+    # Shanghainese 弗会 denies like 勿会
+    ("阿拉弗会寻侬屋里厢人，也弗会到侬单位去，侬放心", "threat", False),
+]
+
+
+@pytest.mark.parametrize("text, category, raised", SPEAKERS_OWN_WORDS)
+def test_whose_words_a_span_is(engine, text, category, raised):
+    assert (category in collector_categories(engine)(text)) is raised

@@ -27,9 +27,9 @@ _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 NEGATION_CUE = re.compile(
     r"(不会|不能|不可能|不可以|不是|没有(?!钱)|并不|并没|绝不|绝对不|从不|从来不|从没|不要(?!脸|face)|"
     r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准|"
-    r"不兴|不搞|不让|不叫|不给|不会让|不可|唔好|唔会|唔系|唔使|唔准|唔可以|"
+    r"不兴|不搞|不整|不让|不叫|不给|不会让|不可|唔好|唔会|唔系|唔使|唔准|唔可以|"
     # Shanghainese and Hokkien: 阿拉勿会到侬屋里来, 阮毋会去恁兜
-    r"勿会|勿要|勿可以|勿能|勿是|覅|毋会|毋通|毋免|毋是)"
+    r"勿会|勿要|勿可以|勿能|勿是|覅|弗会|弗要|弗可以|弗是|毋会|毋通|毋免|毋是)"
     r"[^,.!?;:]{0,8}$"
 )
 # 不要脸 is a word of abuse, not 不要 denying what follows: 跟他说他养了个不要脸的老赖.
@@ -38,7 +38,7 @@ NEGATION_CUE = re.compile(
 # 没钱就去卖肾 is a demand, not a denial.
 _SHORT_NEGATION = re.compile(r"(没(?!有?钱)|别|莫|甭|冇|袂)[^,.!?;:]{0,4}$")  # 袂: Hokkien "won't"
 # ... and a bare 不 only right after a subject or adverb: 我们不收现金, 我们从来不收.
-_BARE_NOT_AFTER = "们我司都也来绝并决律咱俺"
+_BARE_NOT_AFTER = "们我司都也来绝并决律咱俺边里"
 # ... and 不 right before a modal that opens the span: 不|会打扰
 _MODAL_AFTER_NOT = "会能用要准许可"
 # "别以为我们不会去" is a double negative: still a threat.
@@ -48,7 +48,7 @@ _DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁�
 # 没有见过这么…的人 exclaims, it denies nothing either.
 _INNER_NEGATION = re.compile(
     r"((?<!会)不会|(?<!能)不能|不可能|(?<!可)不可以|(?<!有)没有(?!见过|遇到过|遇见过|碰到过|碰见过)|并不|绝不|从不|(?<!要)不要(?!脸|face)|不得|禁止|"
-    r"不允许|(?<!用)不用|不再|勿会|勿要|覅|毋会)"
+    r"不允许|(?<!用)不用|不再|勿会|勿要|覅|弗会|毋会)"
 )
 # The clause goes on to deny or refuse what was matched: 上门这种事我们是不做的,
 # 您说转我卫星这个不行的, 立案的事现在没有.
@@ -72,12 +72,16 @@ _QUOTE_REACH = 16
 # Reporting and quoting frames: the speaker relates what someone else said or did.
 QUOTE_FRAME = re.compile(
     r"((你|您|他|她|有人|对方|客户|你们)(刚才|刚刚|上次|上回|那次|那天|之前|前面|昨天|前天|上周|上礼拜)(说|讲|提|问|投诉|骂)|"
-    r"(你|您|他|她|有人|对方)(说|讲|提到|问)(的|过|要|想|让)|(他|她|有人|对方|人家|他们)(说|讲)|"
+    r"(你|您|他|她|有人|对方)(说|讲|提到|问)(的|过|要(?!是)|想|让)|"
+    # (你说要是… opens a hypothetical: 你说要是你老婆单位的人都收到一条短信…)
+    r"(他|她|有人|对方|人家|他们)(说|讲)|"
     r"(同事|员工|催收员|那个人|别人|有的人|个别人)(说|讲)(要|过|的|了)|"
     r"您(刚才|刚刚)?(说|讲|提到|问)|"
     r"(网上|网传|听说|传言|有人)(都)?(说|讲|传)|"
     r"(还|又)说(要|过)|"
-    r"冒充|自称|假冒|谎称|声称|投诉说|举报说|所谓)"
+    r"冒充|自称|假冒|谎称|声称|投诉说|举报说|所谓|"
+    # the debtor's insult repeated back: 您骂我傻逼我也理解
+    r"(你|您|他|她|对方|客户)骂(我|我们)(是)?)"
 )
 
 
@@ -102,7 +106,7 @@ class Guards:
         if self.negation and _INNER_NEGATION.search(denial) and not _DOUBLE_NEGATIVE_ANYWHERE.search(denial):
             return False
         if self.quotation:
-            if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
+            if _inside_quotes(norm, start, end):
                 return False
             if _quoted(norm[clause_start:start]):
                 return False
@@ -136,11 +140,21 @@ class Guards:
             if inner and _INNER_NEGATION.search(_hanzi_negations(norm[start:end])):
                 return False
         if self.quotation:
-            if norm[:start].count('"') % 2 == 1 and '"' in norm[end:]:
+            if _inside_quotes(norm, start, end):
                 return False  # inside quotation marks
             if _quoted(before):
                 return False
         return True
+
+
+def _inside_quotes(norm: str, start: int, end: int) -> bool:
+    """Whether a span lies within quotation marks. A span that runs on past the closing
+    mark is the speaker's own words around a word in scare quotes (我们已经"温馨提示"过你几个
+    亲戚了), not a quotation."""
+    if norm[:start].count('"') % 2 == 0:
+        return False
+    closing = norm.find('"', start)
+    return closing >= end
 
 
 _DOUBLE_NEGATIVE_ANYWHERE = re.compile(r"(别以为|你以为|不要以为|别指望|谁说|不是不)")
