@@ -59,6 +59,8 @@ _DENIED_AFTER = re.compile(
     r"(我们|公司|这种事)[^,.!?;:]{0,4}(没有|不做|不干|不搞))"
     # or the next clause refuses it: 您要把现金送过来？那不行
     r"|[^,.!?;:]{0,12}[,.!?;:](那|这|这个)?(真|可|是|肯定)?(不行|不可以|不允许|不合规|不可能))"
+    # or answers its own question: 上门？不会的，我们只打电话
+    r"|[^,.!?;:]{0,4}\?(当然|肯定|绝对)?(不会|不可能)(的|啦|哦|呢)?(?=[,.!;]|$)"
 )
 
 # 你不是怕你老婆知道吗? asks in order to press: the 不是 of a rhetorical question
