@@ -24,12 +24,14 @@ _CLAUSE_BREAK = re.compile(r'[,.!?;:"]')
 # A negation cue shortly before the matched words cancels the match: 我们不会上门,
 # 我们不是法院, 也不会让您转到任何个人账户. Bare 不 is not a cue on its own: in
 # "不还钱就去你单位" it negates something else.
+# Shanghainese and Hokkien "won't" / "don't", a cue before a match and a denial inside
+# one alike: 阿拉勿会到侬屋里来, 阮毋会去恁兜
+_WU_MIN_WONT = "勿会|勿要|覅|弗会|毋会"
 NEGATION_CUE = re.compile(
     r"(不会|不能|不可能|不可以|不是|没有(?!钱)|并不|并没|绝不|绝对不|从不|从来不|从没|不要(?!脸|face)|"
     r"不得|禁止|严禁|不允许|不用|不做|不收|不存在|不该|不应该|不需要|无需|不再|拒绝|不准|"
     r"不兴|不搞|不整|不让|不叫|不给|不会让|不可|唔好|唔会|唔系|唔使|唔准|唔可以|"
-    # Shanghainese and Hokkien: 阿拉勿会到侬屋里来, 阮毋会去恁兜
-    r"勿会|勿要|勿可以|勿能|勿是|覅|弗会|弗要|弗可以|弗是|毋会|毋通|毋免|毋是)"
+    rf"{_WU_MIN_WONT}|勿可以|勿能|勿是|弗要|弗可以|弗是|毋通|毋免|毋是)"
     r"[^,.!?;:]{0,8}$"
 )
 # 不要脸 is a word of abuse, not 不要 denying what follows: 跟他说他养了个不要脸的老赖.
@@ -48,7 +50,7 @@ _DOUBLE_NEGATIVE = re.compile(r"(别以为|你以为|不要以为|别指望|谁�
 # 没有见过这么…的人 exclaims, it denies nothing either.
 _INNER_NEGATION = re.compile(
     r"((?<!会)不会|(?<!能)不能|不可能|(?<!可)不可以|(?<!有)没有(?!见过|遇到过|遇见过|碰到过|碰见过)|并不|绝不|从不|(?<!要)不要(?!脸|face)|不得|禁止|"
-    r"不允许|(?<!用)不用|不再|勿会|勿要|覅|弗会|毋会)"
+    rf"不允许|(?<!用)不用|不再|{_WU_MIN_WONT})"
 )
 # The clause goes on to deny or refuse what was matched: 上门这种事我们是不做的,
 # 您说转我卫星这个不行的, 立案的事现在没有.

@@ -37,10 +37,10 @@ _IS_CJK = re.compile(rf"[{_CJK}]")
 _MASK_BETWEEN_CJK = re.compile(rf"(?<=[{_CJK}])\s*[*_~-]\s*(?=[{_CJK}])")
 # ASCII single quotes next to Chinese text quote words as “” do ('我是公安局的'); in
 # Latin text they stay apostrophes.
+_SINGLE_QUOTE = re.compile(rf"(?<=[{_CJK}])'|'(?=[{_CJK}])")
 # Hokkien and Teochew write "you" as 汝 (汝这个无路用的货, 阮敲电话予汝老爸); read as 你 so
 # every rule's pronoun covers it. Not in place names (汝州, 汝阳, 汝南).
 _DIALECT_YOU = re.compile(r"汝(?![州阳南宁城窑瓷水河])")
-_SINGLE_QUOTE = re.compile(rf"(?<=[{_CJK}])'|'(?=[{_CJK}])")
 
 # Punctuation NFKC leaves alone, mapped to one ASCII form each. Quotes become '"' so the
 # quotation guard sees one kind; clause ends become ',' '.' '!' '?' ';'.
